@@ -1,0 +1,45 @@
+// readyns settings: one plain struct with defaults, shared by the daemon, the config file and
+// embedders. Addresses are "IP:PORT" ("[v6]:PORT" for IPv6).
+//
+//   readyns::Options opts{.listen = {"127.0.0.1:5353"}, .upstreams = {"127.0.0.1:5300"}};
+//   opts.forward.push_back({.zone = "cluster.local", .upstreams = {"10.96.0.10:53"}});
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace readyns {
+
+// A zone sent to its own upstreams; the longest matching zone wins, "." is the default.
+struct ForwardZone {
+  std::string zone;
+  std::vector<std::string> upstreams;
+};
+
+struct Options {
+  std::vector<std::string> listen = {"127.0.0.1:53"};
+  std::vector<std::string> upstreams;  // the default zone "."
+  std::vector<ForwardZone> forward;
+
+  // Cache: sizes and TTL clamps (defaults as NodeLocal DNSCache: success <= 30 s, denial <= 5 s).
+  size_t cache_size = 100000;
+  uint32_t min_ttl = 0;
+  uint32_t max_ttl = 30;
+  uint32_t neg_ttl = 5;
+
+  // Upstream exchange.
+  uint32_t upstream_timeout_ms = 1000;  // one attempt, before trying the next upstream
+  uint32_t resolve_timeout_ms = 4000;   // whole query: SERVFAIL after this, never silence
+  bool randomize_case = false;          // 0x20: random case toward upstreams that preserve it
+
+  // Client TCP (RFC 7766).
+  uint32_t tcp_idle_timeout_ms = 10000;
+  unsigned tcp_max_connections = 1000;
+  unsigned tcp_max_pipelined = 100;  // unanswered queries per connection
+
+  unsigned threads = 1;
+  std::string log_level = "info";
+};
+
+}  // namespace readyns

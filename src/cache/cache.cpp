@@ -1,0 +1,170 @@
+// The answer cache: sharded hash with LRU eviction.
+#include "cache/cache.hpp"
+
+#include <algorithm>
+#include <new>
+
+namespace readyns::cache {
+
+Key make_key(const wire::Question& q, bool do_bit, uint8_t* buf) {
+  // FNV-1a over the lower-cased bytes; names are short, so this beats fancier hashes here.
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < q.name_len; ++i) {
+    uint8_t c = wire::ascii_lower(q.name[i]);
+    buf[i] = c;
+    h = (h ^ c) * 0x100000001b3ull;
+  }
+  wire::put16(buf + q.name_len, q.qtype);
+  wire::put16(buf + q.name_len + 2, q.qclass);
+  h = (h ^ (uint64_t(q.qtype) << 17 | uint64_t(q.qclass) << 1 | do_bit)) * 0x100000001b3ull;
+  h ^= h >> 29;  // the shard index uses the top bits, FNV mixes the low ones best
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 32;
+  return {buf, uint16_t(q.name_len + 4), do_bit, h};
+}
+
+Cache::Cache(Settings settings)
+    : settings_(settings),
+      shards_(std::clamp<size_t>(settings.shards, 1, std::max<size_t>(settings.max_entries, 1))) {
+  // Split max_entries exactly, so the bound holds however small it is.
+  size_t n = shards_.size();
+  for (size_t i = 0; i < n; ++i) {
+    Shard& s = shards_[i];
+    s.capacity = std::max<size_t>(1, settings.max_entries / n + (i < settings.max_entries % n));
+    s.lru.lru_next = s.lru.lru_prev = &s.lru;
+    s.buckets.assign(16, nullptr);
+  }
+}
+
+Cache::~Cache() {
+  for (Shard& s : shards_) {
+    while (s.lru.lru_next != &s.lru) s.unlink_and_free(s.lru.lru_next);
+  }
+}
+
+Cache::Entry* Cache::Shard::lookup(const Key& key, uint32_t now, uint32_t stale_max, Found& found) {
+  Entry* e = buckets[key.hash & (buckets.size() - 1)];
+  while (e && !e->matches(key)) e = e->bucket_next;
+  if (!e) return nullptr;
+  uint32_t age = now - e->stored_at;
+  if (age < e->ttl) {
+    found = Found::kFresh;
+  } else if (age - e->ttl < stale_max) {
+    found = Found::kStale;
+  } else {
+    unlink_and_free(e);
+    return nullptr;
+  }
+  // Move to the front of the LRU.
+  e->lru_prev->lru_next = e->lru_next;
+  e->lru_next->lru_prev = e->lru_prev;
+  e->lru_next = lru.lru_next;
+  e->lru_prev = &lru;
+  lru.lru_next->lru_prev = e;
+  lru.lru_next = e;
+  return e;
+}
+
+void Cache::Shard::link(Entry* e) {
+  if (size >= buckets.size()) grow();
+  Entry*& head = buckets[e->hash & (buckets.size() - 1)];
+  e->bucket_next = head;
+  head = e;
+  e->lru_next = lru.lru_next;
+  e->lru_prev = &lru;
+  lru.lru_next->lru_prev = e;
+  lru.lru_next = e;
+  ++size;
+}
+
+void Cache::Shard::unlink_and_free(Entry* e) {
+  Entry** slot = &buckets[e->hash & (buckets.size() - 1)];
+  while (*slot != e) slot = &(*slot)->bucket_next;
+  *slot = e->bucket_next;
+  e->lru_prev->lru_next = e->lru_next;
+  e->lru_next->lru_prev = e->lru_prev;
+  --size;
+  ::operator delete(e);
+}
+
+void Cache::Shard::grow() {
+  std::vector<Entry*> bigger(buckets.size() * 2, nullptr);
+  for (Entry* head : buckets) {
+    while (head) {
+      Entry* next = head->bucket_next;
+      Entry*& slot = bigger[head->hash & (bigger.size() - 1)];
+      head->bucket_next = slot;
+      slot = head;
+      head = next;
+    }
+  }
+  buckets.swap(bigger);
+}
+
+void Cache::insert(const Key& key, uint32_t now, uint32_t ttl, std::span<const uint8_t> wire,
+                   std::span<const uint16_t> ttl_offsets) {
+  if (ttl == 0 || wire.size() > UINT16_MAX || ttl_offsets.size() > UINT16_MAX) return;
+  void* memory =
+      ::operator new(sizeof(Entry) + ttl_offsets.size() * sizeof(uint16_t) + wire.size());
+  Entry* e = new (memory) Entry{nullptr,
+                                nullptr,
+                                nullptr,
+                                key.hash,
+                                now,
+                                ttl,
+                                uint16_t(wire.size()),
+                                key.len,
+                                uint16_t(ttl_offsets.size()),
+                                key.do_bit};
+  std::memcpy(e->offsets(), ttl_offsets.data(), ttl_offsets.size() * sizeof(uint16_t));
+  std::memcpy(e->wire(), wire.data(), wire.size());
+
+  Shard& shard = shard_for(key);
+  std::lock_guard lock(shard.mutex);
+  Entry* old = shard.buckets[key.hash & (shard.buckets.size() - 1)];
+  while (old && !old->matches(key)) old = old->bucket_next;
+  if (old) {
+    shard.unlink_and_free(old);
+  } else if (shard.size >= shard.capacity) {
+    shard.unlink_and_free(shard.lru.lru_prev);
+    ++shard.evictions;
+  }
+  shard.link(e);
+}
+
+size_t Cache::erase_subtree(std::span<const uint8_t> zone) {
+  size_t erased = 0;
+  for (Shard& s : shards_) {
+    std::lock_guard lock(s.mutex);
+    for (Entry* e = s.lru.lru_next; e != &s.lru;) {
+      Entry* next = e->lru_next;
+      if (wire::name_in_zone(e->wire() + wire::kHeaderSize, e->key_len - 4u, zone.data(),
+                             zone.size())) {
+        s.unlink_and_free(e);
+        ++erased;
+      }
+      e = next;
+    }
+  }
+  return erased;
+}
+
+size_t Cache::size() const {
+  size_t total = 0;
+  for (const Shard& s : shards_) {
+    std::lock_guard lock(s.mutex);
+    total += s.size;
+  }
+  return total;
+}
+
+uint64_t Cache::evictions() const {
+  uint64_t total = 0;
+  for (const Shard& s : shards_) {
+    std::lock_guard lock(s.mutex);
+    total += s.evictions;
+  }
+  return total;
+}
+
+}  // namespace readyns::cache

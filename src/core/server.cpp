@@ -1,0 +1,170 @@
+// readyns::Server: validates options, binds the listeners and runs one worker per thread.
+#include "readyns/server.hpp"
+
+#include <uv.h>
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+#include "cache/cache.hpp"
+#include "core/worker.hpp"
+#include "net/address.hpp"
+#include "net/listeners.hpp"
+#include "net/uv_transport.hpp"
+
+namespace readyns {
+namespace {
+
+constexpr uint64_t kDrainDeadlineMs = 1500;  // SIGTERM: finish in-flight answers, then go
+constexpr uint64_t kDrainPollMs = 20;
+
+net::Address parse_or_throw(const std::string& text, const char* what, int default_port) {
+  auto addr = net::parse_address(text, default_port);
+  if (!addr) throw std::invalid_argument(std::string(what) + ": bad address '" + text + "'");
+  return *addr;
+}
+
+std::vector<upstream::ZoneServers> zones_from(const Options& o) {
+  std::vector<upstream::ZoneServers> zones;
+  auto add = [&](const std::string& zone, const std::vector<std::string>& servers,
+                 const char* what) {
+    upstream::ZoneServers z{.zone = zone.empty() ? "." : zone, .servers = {}};
+    uint8_t scratch[wire::kMaxNameLength];
+    if (z.zone != "." &&
+        !wire::name_from_text(z.zone.data(), z.zone.size(), scratch, sizeof scratch)) {
+      throw std::invalid_argument(std::string(what) + ": bad zone name '" + zone + "'");
+    }
+    if (servers.empty())
+      throw std::invalid_argument(std::string(what) + ": zone " + z.zone + " has no upstream");
+    for (const std::string& s : servers) z.servers.push_back(parse_or_throw(s, what, 53));
+    zones.push_back(std::move(z));
+  };
+  if (!o.upstreams.empty()) add(".", o.upstreams, "--upstream");
+  for (const ForwardZone& f : o.forward) add(f.zone, f.upstreams, "--forward");
+  bool has_root = false;
+  for (const auto& z : zones) has_root |= z.zone == ".";
+  if (!has_root) throw std::invalid_argument("--upstream: no default upstream given");
+  return zones;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  struct Thread {
+    uv_loop_t loop;
+    std::unique_ptr<net::UvTransport> transport;
+    std::unique_ptr<core::Worker> worker;
+    uv_async_t stop_async;
+    uv_timer_t drain_timer;
+    uint64_t drain_started = 0;
+    std::thread thread;
+  };
+
+  Options options;
+  std::atomic<bool> stopping{false};
+  std::unique_ptr<cache::Cache> cache;
+  std::vector<std::unique_ptr<Thread>> threads;
+
+  explicit Impl(const Options& o) : options(o) {
+    if (o.listen.empty()) throw std::invalid_argument("--listen: no listen address given");
+    std::vector<net::Address> listen;
+    for (const std::string& l : o.listen) listen.push_back(parse_or_throw(l, "--listen", 53));
+    if (o.max_ttl < o.min_ttl) throw std::invalid_argument("--max-ttl: below --min-ttl");
+    if (o.cache_size == 0) throw std::invalid_argument("--cache-size: must be at least 1");
+    if (o.threads == 0 || o.threads > 256) throw std::invalid_argument("--threads: 1 to 256");
+
+    core::WorkerSettings settings{
+        .ttl = {.min_ttl = o.min_ttl, .max_ttl = o.max_ttl, .neg_ttl = o.neg_ttl},
+        .forwarder = {.attempt_timeout_ms = o.upstream_timeout_ms,
+                      .resolve_timeout_ms = o.resolve_timeout_ms,
+                      .randomize_case = o.randomize_case},
+        .zones = zones_from(o),
+    };
+    net::TcpSettings tcp{.idle_timeout_ms = o.tcp_idle_timeout_ms,
+                         .max_connections = o.tcp_max_connections,
+                         .max_pipelined = o.tcp_max_pipelined};
+    cache = std::make_unique<cache::Cache>(cache::Settings{.max_entries = o.cache_size});
+
+    for (unsigned i = 0; i < o.threads; ++i) {
+      auto t = std::make_unique<Thread>();
+      uv_loop_init(&t->loop);
+      t->transport = std::make_unique<net::UvTransport>(
+          &t->loop, net::UvTransportSettings{.tcp_idle_timeout_ms = o.tcp_idle_timeout_ms});
+      t->worker =
+          std::make_unique<core::Worker>(&t->loop, settings, *cache, *t->transport, nullptr);
+      std::vector<int> udp_fds, tcp_fds;
+      for (const net::Address& a : listen) {
+        for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
+          int fd = net::bind_socket(a, type);
+          if (fd < 0) {
+            throw std::runtime_error("cannot listen on " + a.to_string() +
+                                     (type == SOCK_DGRAM ? "/udp: " : "/tcp: ") + strerror(-fd));
+          }
+          (type == SOCK_DGRAM ? udp_fds : tcp_fds).push_back(fd);
+        }
+      }
+      t->worker->add_listeners(udp_fds, tcp_fds, tcp);
+      uv_async_init(&t->loop, &t->stop_async, on_stop);
+      t->stop_async.data = t.get();
+      uv_timer_init(&t->loop, &t->drain_timer);
+      t->drain_timer.data = t.get();
+      threads.push_back(std::move(t));
+    }
+  }
+
+  ~Impl() {
+    for (auto& t : threads) {
+      if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&t->stop_async))) stop_now(*t);
+      uv_run(&t->loop, UV_RUN_DEFAULT);  // let every handle finish closing
+      t->worker.reset();
+      t->transport.reset();
+      uv_loop_close(&t->loop);
+    }
+  }
+
+  // Stops taking queries, then lets answers in flight go out before closing the rest.
+  static void on_stop(uv_async_t* async) {
+    Thread& t = *static_cast<Thread*>(async->data);
+    t.worker->close_listeners();
+    uv_close(reinterpret_cast<uv_handle_t*>(&t.stop_async), nullptr);
+    t.drain_started = uv_now(&t.loop);
+    uv_timer_start(&t.drain_timer, on_drain_tick, 0, kDrainPollMs);
+  }
+
+  static void on_drain_tick(uv_timer_t* timer) {
+    Thread& t = *static_cast<Thread*>(timer->data);
+    if (t.worker->in_flight() > 0 && uv_now(&t.loop) - t.drain_started < kDrainDeadlineMs) return;
+    uv_close(reinterpret_cast<uv_handle_t*>(&t.drain_timer), nullptr);
+    t.transport->close();
+  }
+
+  static void stop_now(Thread& t) {
+    t.worker->close_listeners();
+    uv_close(reinterpret_cast<uv_handle_t*>(&t.stop_async), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&t.drain_timer), nullptr);
+    t.transport->close();
+  }
+};
+
+Server::Server(const Options& options) : impl_(std::make_unique<Impl>(options)) {}
+Server::~Server() = default;
+
+void Server::run() {
+  auto& threads = impl_->threads;
+  for (size_t i = 1; i < threads.size(); ++i) {
+    threads[i]->thread = std::thread([t = threads[i].get()] { uv_run(&t->loop, UV_RUN_DEFAULT); });
+  }
+  uv_run(&threads[0]->loop, UV_RUN_DEFAULT);
+  for (size_t i = 1; i < threads.size(); ++i) threads[i]->thread.join();
+}
+
+void Server::stop() {
+  if (impl_->stopping.exchange(true)) return;
+  for (auto& t : impl_->threads) uv_async_send(&t->stop_async);
+}
+
+}  // namespace readyns

@@ -1,0 +1,61 @@
+// The readyns daemon: flags, logging, signals, and the Server.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <exception>
+
+#include "config/cli.hpp"
+#include "readyns/server.hpp"
+
+namespace {
+
+readyns::Server* g_server = nullptr;
+
+// Server::stop() only does uv_async_send, which libuv documents as async-signal-safe.
+void on_signal(int) {
+  if (g_server) g_server->stop();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  readyns::config::CommandLine cl;
+  try {
+    cl = readyns::config::parse_command_line(argc, argv);
+  } catch (const readyns::config::UsageError& e) {
+    std::fprintf(stderr, "readyns: %s (see --help)\n", e.what());
+    return 2;
+  }
+  if (cl.help) {
+    std::fputs(readyns::config::usage().c_str(), stdout);
+    return 0;
+  }
+
+  auto logger = spdlog::stderr_color_mt("readyns");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(cl.options.log_level));
+
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    readyns::Server server(cl.options);
+    g_server = &server;
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    spdlog::info("readyns serving on {} with {} thread(s)", cl.options.listen.front(),
+                 cl.options.threads);
+    server.run();
+    g_server = nullptr;
+    spdlog::info("readyns stopped");
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "readyns: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

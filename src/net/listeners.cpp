@@ -1,0 +1,207 @@
+// Client-facing UDP and TCP sockets on a libuv loop.
+#include "net/listeners.hpp"
+
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "wire/message.hpp"
+
+namespace readyns::net {
+namespace {
+
+constexpr size_t kUdpBatch = 32;                  // datagrams per recvmmsg
+constexpr size_t kUvDgramChunk = 64 * 1024;       // libuv gives each datagram this much
+constexpr size_t kMaxQueuedWriteBytes = 1 << 20;  // a client that stops reading is cut off
+
+struct WriteRequest {
+  uv_write_t req;
+  std::vector<uint8_t> bytes;
+};
+
+// Reads land in one buffer per thread: on_read copies what it keeps before returning.
+void alloc_read_buffer(uv_handle_t*, size_t suggested, uv_buf_t* buf) {
+  static thread_local std::vector<char> scratch(64 * 1024);
+  *buf = uv_buf_init(scratch.data(), unsigned(std::min(suggested, scratch.size())));
+}
+
+}  // namespace
+
+int bind_socket(const Address& address, int type) {
+  int fd = ::socket(address.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  if (::bind(fd, address.sa(), address.len()) != 0) {
+    int err = -errno;
+    ::close(fd);
+    return err;
+  }
+  return fd;
+}
+
+UdpListener::UdpListener(uv_loop_t* loop, int fd, QueryHandler& handler)
+    : handle_(new uv_udp_t), handler_(handler), buffer_(kUdpBatch * kUvDgramChunk) {
+  uv_udp_init_ex(loop, handle_, AF_UNSPEC | UV_UDP_RECVMMSG);
+  handle_->data = this;
+  uv_udp_open(handle_, fd);
+  uv_udp_recv_start(
+      handle_,
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* self = static_cast<UdpListener*>(h->data);
+        *buf = uv_buf_init(reinterpret_cast<char*>(self->buffer_.data()),
+                           unsigned(self->buffer_.size()));
+      },
+      on_recv);
+}
+
+void UdpListener::on_recv(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
+                          unsigned) {
+  if (n <= 0 || !from) return;  // nothing, an error, or the end of a recvmmsg batch
+  auto* self = static_cast<UdpListener*>(h->data);
+  ReplyTo reply_to{.udp = self, .peer = from};
+  self->handler_.on_query({reinterpret_cast<const uint8_t*>(buf->base), size_t(n)}, reply_to);
+}
+
+void UdpListener::send(const sockaddr* peer, std::span<const uint8_t> answer) {
+  if (closed_) return;
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(const_cast<uint8_t*>(answer.data())),
+                             unsigned(answer.size()));
+  uv_udp_try_send(handle_, &buf, 1, peer);
+}
+
+void UdpListener::close() {
+  closed_ = true;
+  handle_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_udp_t*>(h); });
+}
+
+TcpListener::TcpListener(uv_loop_t* loop, int fd, QueryHandler& handler, TcpSettings settings)
+    : loop_(loop), handle_(new uv_tcp_t), handler_(handler), settings_(settings) {
+  uv_tcp_init(loop, handle_);
+  handle_->data = this;
+  uv_tcp_open(handle_, fd);
+  uv_listen(reinterpret_cast<uv_stream_t*>(handle_), 1024, on_connection);
+}
+
+void TcpListener::on_connection(uv_stream_t* server, int status) {
+  auto* self = static_cast<TcpListener*>(server->data);
+  if (status < 0 || !self) return;
+  auto* session = new TcpSession(*self, self->loop_);
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&session->stream_)) != 0 ||
+      self->sessions_.size() >= self->settings_.max_connections) {
+    session->close();  // over the limit: new connections are refused, existing ones served
+    return;
+  }
+  self->sessions_.push_back(session);
+  session->start();
+}
+
+void TcpListener::close() {
+  handle_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  for (TcpSession* s : std::vector<TcpSession*>(sessions_)) s->close();
+}
+
+TcpSession::TcpSession(TcpListener& listener, uv_loop_t* loop) : listener_(&listener) {
+  uv_tcp_init(loop, &stream_);
+  uv_timer_init(loop, &idle_);
+  stream_.data = idle_.data = this;
+}
+
+void TcpSession::start() {
+  uv_tcp_nodelay(&stream_, 1);
+  reading_ = true;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&stream_), alloc_read_buffer, on_read);
+  restart_idle_timer();
+}
+
+void TcpSession::restart_idle_timer() {
+  uv_timer_start(
+      &idle_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<TcpSession*>(t->data);
+        // Answers still owed: the resolve deadline bounds them, so wait for those first.
+        if (self->outstanding_ == 0) return self->close();
+        self->restart_idle_timer();
+      },
+      listener_->settings_.idle_timeout_ms, 0);
+}
+
+void TcpSession::on_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf) {
+  auto* self = static_cast<TcpSession*>(h->data);
+  if (n < 0) return self->close();
+  self->inbox_.insert(self->inbox_.end(), buf->base, buf->base + n);
+  size_t used = 0;
+  self->ref();  // a handler may answer at once, and an answer may close us: stay alive
+  while (self->inbox_.size() - used >= 2 && !self->closing_) {
+    size_t len = wire::get16(&self->inbox_[used]);
+    if (self->inbox_.size() - used - 2 < len) break;
+    ++self->outstanding_;
+    // Only a complete query resets the idle timer: trickling bytes (slowloris) does not.
+    self->restart_idle_timer();
+    ReplyTo reply_to{.tcp = self};
+    self->listener_->handler_.on_query({&self->inbox_[used + 2], len}, reply_to);
+    used += 2 + len;
+    if (self->outstanding_ >= self->listener_->settings_.max_pipelined && self->reading_) {
+      uv_read_stop(h);  // backpressure: resume when answers go out
+      self->reading_ = false;
+    }
+  }
+  self->inbox_.erase(self->inbox_.begin(), self->inbox_.begin() + used);
+  self->unref();
+}
+
+void TcpSession::send(std::span<const uint8_t> answer) {
+  if (closing_) return;
+  auto* stream = reinterpret_cast<uv_stream_t*>(&stream_);
+  if (uv_stream_get_write_queue_size(stream) > kMaxQueuedWriteBytes) return close();
+  auto* w = new WriteRequest{.req = {}, .bytes = std::vector<uint8_t>(2 + answer.size())};
+  wire::put16(w->bytes.data(), uint16_t(answer.size()));
+  std::memcpy(w->bytes.data() + 2, answer.data(), answer.size());
+  uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->bytes.data()), unsigned(w->bytes.size()));
+  if (uv_write(&w->req, stream, &b, 1,
+               [](uv_write_t* r, int) { delete reinterpret_cast<WriteRequest*>(r); }) != 0) {
+    delete w;
+    return close();
+  }
+  answered();
+}
+
+void TcpSession::abandon() {
+  if (!closing_) answered();
+}
+
+void TcpSession::answered() {
+  if (outstanding_ > 0) --outstanding_;
+  if (!reading_ && outstanding_ < listener_->settings_.max_pipelined) {
+    reading_ = true;
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&stream_), alloc_read_buffer, on_read);
+  }
+}
+
+void TcpSession::close() {
+  if (closing_) return;
+  closing_ = true;
+  auto& sessions = listener_->sessions_;
+  sessions.erase(std::remove(sessions.begin(), sessions.end(), this), sessions.end());
+  auto on_closed = [](uv_handle_t* h) {
+    auto* self = static_cast<TcpSession*>(h->data);
+    if (--self->open_handles_ == 0) self->unref();
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&stream_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), on_closed);
+}
+
+void TcpSession::unref() {
+  if (--refs_ == 0) delete this;
+}
+
+}  // namespace readyns::net

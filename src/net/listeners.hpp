@@ -1,0 +1,108 @@
+// Client-facing sockets on a libuv loop: a UDP listener and a TCP listener with its sessions
+// (RFC 7766: several pipelined queries per connection, answered as they complete, idle timeout).
+// Both hand each query to a QueryHandler with a ReplyTo that says where its answer goes.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "net/address.hpp"
+
+namespace readyns::net {
+
+class UdpListener;
+class TcpSession;
+
+// Where an answer goes: a UDP peer through a listener, or a TCP session. Holding a ReplyTo
+// across loop iterations requires TcpSession::ref()/unref() (see core's waiters).
+struct ReplyTo {
+  UdpListener* udp = nullptr;
+  const sockaddr* peer = nullptr;  // valid only during on_query; copy it to keep it
+  TcpSession* tcp = nullptr;
+};
+
+class QueryHandler {
+ public:
+  virtual void on_query(std::span<const uint8_t> msg, const ReplyTo& reply_to) = 0;
+
+ protected:
+  ~QueryHandler() = default;
+};
+
+struct TcpSettings {
+  uint32_t idle_timeout_ms = 10000;  // no complete query for this long: close (RFC 7766 6.2.3)
+  unsigned max_connections = 1000;
+  unsigned max_pipelined = 100;  // unanswered queries; beyond, stop reading the connection
+};
+
+// Binds a socket with SO_REUSEPORT so each worker can own one on the same address.
+// Returns the fd or a negative errno.
+int bind_socket(const Address& address, int type);
+
+class UdpListener {
+ public:
+  UdpListener(uv_loop_t* loop, int fd, QueryHandler& handler);
+  // Sends an answer; a full socket buffer drops it, as the network might (the client retries).
+  void send(const sockaddr* peer, std::span<const uint8_t> answer);
+  void close();
+
+ private:
+  static void on_recv(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
+                      unsigned flags);
+  uv_udp_t* handle_;
+  QueryHandler& handler_;
+  std::vector<uint8_t> buffer_;
+  bool closed_ = false;
+};
+
+class TcpListener {
+ public:
+  TcpListener(uv_loop_t* loop, int fd, QueryHandler& handler, TcpSettings settings);
+  void close();  // stops accepting and closes every session
+  size_t sessions() const { return sessions_.size(); }
+
+ private:
+  friend class TcpSession;
+  static void on_connection(uv_stream_t* server, int status);
+  uv_loop_t* loop_;
+  uv_tcp_t* handle_;
+  QueryHandler& handler_;
+  TcpSettings settings_;
+  std::vector<TcpSession*> sessions_;
+};
+
+class TcpSession {
+ public:
+  // Queues a length-prefixed answer; ignored once the connection is gone.
+  void send(std::span<const uint8_t> answer);
+  // An answer that will never come (the query was dropped): frees its pipelining slot.
+  void abandon();
+  void ref() { ++refs_; }
+  void unref();
+  bool open() const { return !closing_; }
+
+ private:
+  friend class TcpListener;
+  TcpSession(TcpListener& listener, uv_loop_t* loop);
+  void start();
+  void close();
+  void answered();
+  void restart_idle_timer();
+  static void on_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf);
+
+  TcpListener* listener_;
+  uv_tcp_t stream_;
+  uv_timer_t idle_;
+  std::vector<uint8_t> inbox_;
+  unsigned outstanding_ = 0;  // queries read but not yet answered
+  unsigned refs_ = 1;         // the connection itself, plus every waiting answer
+  int open_handles_ = 2;
+  bool closing_ = false;
+  bool reading_ = false;
+};
+
+}  // namespace readyns::net

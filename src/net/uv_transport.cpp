@@ -1,0 +1,354 @@
+// The libuv Transport: UDP socket pool with random ports, pipelined TCP connections, timeouts.
+#include "net/uv_transport.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+
+#include "wire/message.hpp"
+
+namespace readyns::net {
+
+struct UvTransport::UdpSocket {
+  uv_udp_t handle{};
+  UvTransport* owner = nullptr;
+  std::unordered_map<uint16_t, uint32_t> pending;  // query ID -> slot
+  unsigned uses = 0;
+  bool retiring = false;
+};
+
+struct UvTransport::TcpConnection {
+  uv_tcp_t handle{};
+  uv_timer_t idle{};
+  uv_connect_t connect{};
+  UvTransport* owner = nullptr;
+  Address server;
+  bool connected = false;
+  bool closing = false;
+  int open_handles = 2;
+  std::vector<uint8_t> inbox;
+  std::vector<std::vector<uint8_t>> unsent;        // framed queries waiting for the connect
+  std::unordered_map<uint16_t, uint32_t> pending;  // query ID -> slot
+};
+
+namespace {
+
+struct WriteRequest {
+  uv_write_t req;
+  std::vector<uint8_t> bytes;
+};
+
+template <class T>
+void delete_when_closed(uv_handle_t* h) {
+  delete static_cast<T*>(h->data);
+}
+
+// Picks an ID not already used by `pending`: unpredictable to an off-path forger.
+template <class Map>
+uint16_t fresh_id(const Map& pending) {
+  uint16_t id;
+  do id = uint16_t(arc4random());
+  while (pending.count(id));
+  return id;
+}
+
+}  // namespace
+
+UvTransport::UvTransport(uv_loop_t* loop, UvTransportSettings settings)
+    : loop_(loop),
+      settings_(settings),
+      timer_(new uv_timer_t),
+      recv_buffer_(new uint8_t[wire::kMaxMessageSize]) {
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+}
+
+UvTransport::~UvTransport() {
+  close();
+}
+
+void UvTransport::close() {
+  if (closed_) return;
+  closed_ = true;
+  timer_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(timer_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  for (Slot& slot : slots_) slot = Slot{};
+  for (UdpSocket* s : std::vector<UdpSocket*>(udp_all_)) close_udp(s);
+  udp_v4_.clear();
+  udp_v6_.clear();
+  for (TcpConnection* c : std::vector<TcpConnection*>(tcp_)) {
+    c->pending.clear();
+    close_tcp(c, false);
+  }
+}
+
+void UvTransport::close_udp(UdpSocket* s) {
+  udp_all_.erase(std::remove(udp_all_.begin(), udp_all_.end(), s), udp_all_.end());
+  uv_close(reinterpret_cast<uv_handle_t*>(&s->handle), delete_when_closed<UdpSocket>);
+}
+
+uint32_t UvTransport::acquire_slot(upstream::Exchange* exchange, uint32_t timeout_ms) {
+  uint32_t index;
+  if (!free_slots_.empty()) {
+    index = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    index = uint32_t(slots_.size());
+    slots_.emplace_back();
+  }
+  Slot& slot = slots_[index];
+  slot.exchange = exchange;
+  uint64_t at = uv_now(loop_) + timeout_ms;
+  bool earliest = deadlines_.empty() || at < deadlines_.front().at;
+  deadlines_.push_back({at, index, slot.generation});
+  std::push_heap(deadlines_.begin(), deadlines_.end(), std::greater<>());
+  if (earliest) arm_timer();
+  return index;
+}
+
+void UvTransport::release_slot(uint32_t index) {
+  Slot& slot = slots_[index];
+  if (slot.udp) {
+    UdpSocket* s = slot.udp;
+    s->pending.erase(slot.id);
+    if (s->retiring && s->pending.empty()) close_udp(s);
+  }
+  if (slot.tcp) {
+    TcpConnection* c = slot.tcp;
+    c->pending.erase(slot.id);
+    if (c->pending.empty() && !c->closing) {
+      uv_timer_start(
+          &c->idle,
+          [](uv_timer_t* t) {
+            auto* conn = static_cast<TcpConnection*>(t->data);
+            conn->owner->close_tcp(conn, false);
+          },
+          settings_.tcp_idle_timeout_ms, 0);
+    }
+  }
+  uint32_t generation = slot.generation + 1;
+  slot = Slot{};
+  slot.generation = generation;
+  free_slots_.push_back(index);
+}
+
+void UvTransport::arm_timer() {
+  if (closed_ || deadlines_.empty()) return;
+  uint64_t now = uv_now(loop_);
+  uint64_t at = deadlines_.front().at;
+  uv_timer_start(
+      timer_, [](uv_timer_t* t) { static_cast<UvTransport*>(t->data)->on_timer(); },
+      at > now ? at - now : 0, 0);
+}
+
+void UvTransport::on_timer() {
+  uint64_t now = uv_now(loop_);
+  while (!deadlines_.empty() && deadlines_.front().at <= now && !closed_) {
+    Deadline d = deadlines_.front();
+    std::pop_heap(deadlines_.begin(), deadlines_.end(), std::greater<>());
+    deadlines_.pop_back();
+    if (slots_[d.slot].generation == d.generation && slots_[d.slot].exchange) {
+      fail(d.slot, upstream::Failure::kTimeout);
+    }
+  }
+  arm_timer();
+}
+
+void UvTransport::fail(uint32_t index, upstream::Failure failure) {
+  upstream::Exchange* exchange = slots_[index].exchange;
+  release_slot(index);
+  exchange->on_failure(failure);
+}
+
+void UvTransport::deliver(uint32_t index, std::span<const uint8_t> reply) {
+  Slot& slot = slots_[index];
+  uint32_t generation = slot.generation;
+  // The exchange may send again from inside on_reply, growing slots_: hold the index only.
+  if (slot.exchange->on_reply(slot.id, reply) && slots_[index].generation == generation) {
+    release_slot(index);
+  }
+}
+
+void UvTransport::send(const Address& server, upstream::Protocol protocol, std::span<uint8_t> query,
+                       uint32_t timeout_ms, upstream::Exchange* exchange) {
+  uint32_t slot = acquire_slot(exchange, timeout_ms);
+  slots_[slot].server = server;
+  if (protocol == upstream::Protocol::kUdp) {
+    send_udp(server, query, slot);
+  } else {
+    send_tcp(server, query, slot);
+  }
+}
+
+UvTransport::UdpSocket* UvTransport::pick_udp_socket(int family) {
+  auto& pool = family == AF_INET6 ? udp_v6_ : udp_v4_;
+  size_t i =
+      pool.size() < settings_.udp_sockets ? pool.size() : arc4random_uniform(uint32_t(pool.size()));
+  if (i < pool.size() && pool[i]->uses < settings_.udp_queries_per_socket) return pool[i];
+  if (i < pool.size()) retire(pool[i]);
+
+  // Port 0: the kernel picks a random ephemeral port (Linux randomises UDP port choice).
+  auto* s = new UdpSocket;
+  s->owner = this;
+  uv_udp_init(loop_, &s->handle);
+  s->handle.data = s;
+  Address any = *parse_address(family == AF_INET6 ? "[::]:0" : "0.0.0.0:0");
+  udp_all_.push_back(s);
+  if (uv_udp_bind(&s->handle, any.sa(), 0) != 0 ||
+      uv_udp_recv_start(
+          &s->handle,
+          [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+            auto* self = static_cast<UdpSocket*>(h->data)->owner;
+            *buf = uv_buf_init(reinterpret_cast<char*>(self->recv_buffer_.get()),
+                               wire::kMaxMessageSize);
+          },
+          on_udp_recv) != 0) {
+    close_udp(s);
+    return nullptr;
+  }
+  if (i < pool.size()) {
+    pool[i] = s;
+  } else {
+    pool.push_back(s);
+  }
+  return s;
+}
+
+void UvTransport::retire(UdpSocket* s) {
+  s->retiring = true;
+  if (s->pending.empty()) close_udp(s);
+}
+
+void UvTransport::send_udp(const Address& server, std::span<uint8_t> query, uint32_t index) {
+  UdpSocket* s = pick_udp_socket(server.family());
+  if (!s) return;  // left to time out: the resolution moves on as for a lost packet
+  Slot& slot = slots_[index];
+  slot.udp = s;
+  slot.id = fresh_id(s->pending);
+  s->pending.emplace(slot.id, index);
+  ++s->uses;
+  wire::put16(query.data(), slot.id);
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(query.data()), unsigned(query.size()));
+  uv_udp_try_send(&s->handle, &buf, 1, server.sa());  // a failed send is a lost packet
+}
+
+void UvTransport::on_udp_recv(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
+                              unsigned) {
+  auto* s = static_cast<UdpSocket*>(h->data);
+  UvTransport* self = s->owner;
+  if (n < ssize_t(wire::kHeaderSize) || !from || self->closed_) return;
+  auto* bytes = reinterpret_cast<const uint8_t*>(buf->base);
+  auto it = s->pending.find(wire::get16(bytes));
+  if (it == s->pending.end()) return;  // late, or a guess at our ID
+  uint32_t index = it->second;
+  if (!same_endpoint(self->slots_[index].server, from)) {
+    ++self->wrong_source_;  // right ID from the wrong host: a spoofing attempt
+    return;
+  }
+  self->deliver(index, {bytes, size_t(n)});
+}
+
+void UvTransport::send_tcp(const Address& server, std::span<uint8_t> query, uint32_t index) {
+  auto it = std::find_if(tcp_.begin(), tcp_.end(), [&](TcpConnection* c) {
+    return c->server == server && c->pending.size() < 1000;
+  });
+  TcpConnection* c;
+  if (it != tcp_.end()) {
+    c = *it;
+  } else {
+    c = new TcpConnection;
+    c->owner = this;
+    c->server = server;
+    uv_tcp_init(loop_, &c->handle);
+    uv_timer_init(loop_, &c->idle);
+    c->handle.data = c->idle.data = c;
+    tcp_.push_back(c);
+    int rc =
+        uv_tcp_connect(&c->connect, &c->handle, server.sa(), [](uv_connect_t* req, int status) {
+          auto* conn = static_cast<TcpConnection*>(req->handle->data);
+          if (conn->closing) return;
+          if (status < 0) return conn->owner->close_tcp(conn, true);
+          conn->connected = true;
+          uv_read_start(
+              reinterpret_cast<uv_stream_t*>(&conn->handle),
+              [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+                auto* self = static_cast<TcpConnection*>(h->data)->owner;
+                *buf = uv_buf_init(reinterpret_cast<char*>(self->recv_buffer_.get()),
+                                   wire::kMaxMessageSize);
+              },
+              on_tcp_read);
+          for (auto& framed : conn->unsent) {
+            auto* w = new WriteRequest{.req = {}, .bytes = std::move(framed)};
+            uv_buf_t b =
+                uv_buf_init(reinterpret_cast<char*>(w->bytes.data()), unsigned(w->bytes.size()));
+            uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&conn->handle), &b, 1,
+                     [](uv_write_t* r, int) { delete reinterpret_cast<WriteRequest*>(r); });
+          }
+          conn->unsent.clear();
+        });
+    if (rc != 0) {
+      close_tcp(c, false);
+      return;  // the slot times out
+    }
+  }
+  uv_timer_stop(&c->idle);
+  Slot& slot = slots_[index];
+  slot.tcp = c;
+  slot.id = fresh_id(c->pending);
+  c->pending.emplace(slot.id, index);
+  wire::put16(query.data(), slot.id);
+  std::vector<uint8_t> framed(2 + query.size());
+  wire::put16(framed.data(), uint16_t(query.size()));
+  std::memcpy(framed.data() + 2, query.data(), query.size());
+  if (!c->connected) {
+    c->unsent.push_back(std::move(framed));
+    return;
+  }
+  auto* w = new WriteRequest{.req = {}, .bytes = std::move(framed)};
+  uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->bytes.data()), unsigned(w->bytes.size()));
+  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->handle), &b, 1,
+               [](uv_write_t* r, int) { delete reinterpret_cast<WriteRequest*>(r); }) != 0) {
+    delete w;  // the slot times out and the resolution moves on
+  }
+}
+
+void UvTransport::on_tcp_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf) {
+  auto* c = static_cast<TcpConnection*>(h->data);
+  UvTransport* self = c->owner;
+  if (n < 0) return self->close_tcp(c, true);
+  c->inbox.insert(c->inbox.end(), buf->base, buf->base + n);
+  size_t used = 0;
+  while (c->inbox.size() - used >= 2 && !c->closing) {
+    size_t len = wire::get16(&c->inbox[used]);
+    if (c->inbox.size() - used - 2 < len) break;
+    std::vector<uint8_t> msg(c->inbox.begin() + used + 2, c->inbox.begin() + used + 2 + len);
+    used += 2 + len;
+    if (len < wire::kHeaderSize) continue;
+    auto it = c->pending.find(wire::get16(msg.data()));
+    if (it != c->pending.end()) self->deliver(it->second, msg);
+  }
+  if (!c->closing) c->inbox.erase(c->inbox.begin(), c->inbox.begin() + used);
+}
+
+void UvTransport::close_tcp(TcpConnection* c, bool failed) {
+  if (c->closing) return;
+  c->closing = true;
+  tcp_.erase(std::remove(tcp_.begin(), tcp_.end(), c), tcp_.end());
+  std::vector<uint32_t> pending;
+  for (auto& [id, index] : c->pending) pending.push_back(index);
+  c->pending.clear();
+  for (uint32_t index : pending) {
+    slots_[index].tcp = nullptr;
+    if (failed) fail(index, upstream::Failure::kNetwork);
+  }
+  auto on_closed = [](uv_handle_t* h) {
+    auto* conn = static_cast<TcpConnection*>(h->data);
+    if (--conn->open_handles == 0) delete conn;
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&c->handle), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&c->idle), on_closed);
+}
+
+}  // namespace readyns::net

@@ -1,0 +1,87 @@
+// The libuv Transport: upstream queries over UDP from a pool of randomly bound sockets (retired
+// after a while so ports keep changing), and over reused, pipelined TCP connections (RFC 7766).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "upstream/transport.hpp"
+
+namespace readyns::net {
+
+struct UvTransportSettings {
+  unsigned udp_sockets = 16;              // per address family
+  unsigned udp_queries_per_socket = 256;  // then the socket is replaced by one on a new port
+  uint32_t tcp_idle_timeout_ms = 10000;
+};
+
+class UvTransport final : public upstream::Transport {
+ public:
+  UvTransport(uv_loop_t* loop, UvTransportSettings settings);
+  ~UvTransport() override;
+
+  void send(const Address& server, upstream::Protocol protocol, std::span<uint8_t> query,
+            uint32_t timeout_ms, upstream::Exchange* exchange) override;
+  uint64_t now_ms() const override { return uv_now(loop_); }
+
+  // Closes every socket and drops every exchange without calling it back. The loop must run
+  // afterwards for the handles to finish closing.
+  void close();
+
+  uint64_t replies_from_wrong_source() const { return wrong_source_; }
+
+ private:
+  struct UdpSocket;
+  struct TcpConnection;
+  struct Slot {
+    upstream::Exchange* exchange = nullptr;  // null: free
+    uint32_t generation = 0;
+    uint16_t id = 0;
+    Address server;
+    UdpSocket* udp = nullptr;
+    TcpConnection* tcp = nullptr;
+  };
+  struct Deadline {
+    uint64_t at;
+    uint32_t slot;
+    uint32_t generation;
+    bool operator>(const Deadline& o) const { return at > o.at; }
+  };
+
+  uint32_t acquire_slot(upstream::Exchange* exchange, uint32_t timeout_ms);
+  void release_slot(uint32_t index);
+  void arm_timer();
+  void on_timer();
+  void fail(uint32_t index, upstream::Failure failure);
+  // Delivers a reply to the slot's exchange; frees the slot if the exchange is done with it.
+  void deliver(uint32_t index, std::span<const uint8_t> reply);
+
+  UdpSocket* pick_udp_socket(int family);
+  void retire(UdpSocket* s);
+  void close_udp(UdpSocket* s);
+  void send_udp(const Address& server, std::span<uint8_t> query, uint32_t slot);
+  void send_tcp(const Address& server, std::span<uint8_t> query, uint32_t slot);
+  void close_tcp(TcpConnection* c, bool failed);
+  static void on_udp_recv(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
+                          unsigned flags);
+  static void on_tcp_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf);
+
+  uv_loop_t* loop_;
+  UvTransportSettings settings_;
+  uv_timer_t* timer_;
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_slots_;
+  std::vector<Deadline> deadlines_;          // min-heap; stale entries are skipped by generation
+  std::vector<UdpSocket*> udp_v4_, udp_v6_;  // sockets new queries go out on
+  std::vector<UdpSocket*> udp_all_;          // also those retiring until their replies are in
+  std::vector<TcpConnection*> tcp_;
+  std::unique_ptr<uint8_t[]> recv_buffer_;
+  uint64_t wrong_source_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace readyns::net

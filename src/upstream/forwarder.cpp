@@ -1,0 +1,173 @@
+// The forwarder: zone routing, attempts, failover, TCP retry on truncation, RTT and health.
+#include "upstream/forwarder.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "wire/answer.hpp"
+#include "wire/message.hpp"
+
+namespace readyns::upstream {
+namespace {
+
+constexpr uint32_t kMinAttemptTimeoutMs = 250;
+constexpr uint32_t kMaxAvoidMs = 30000;
+
+// Gives each letter of a wire name a random case (0x20): a forger must guess it too.
+void randomize_case(uint8_t* name, size_t len) {
+  uint32_t bits = 0;
+  int left = 0;
+  for (size_t i = 0; i < len; i += 1 + name[i]) {
+    for (size_t j = 1; j <= name[i]; ++j) {
+      uint8_t& c = name[i + j];
+      if ((c | 0x20) < 'a' || (c | 0x20) > 'z') continue;
+      if (left == 0) bits = arc4random(), left = 32;
+      c = (bits & 1) ? uint8_t(c & ~0x20) : uint8_t(c | 0x20);
+      bits >>= 1, --left;
+    }
+  }
+}
+
+bool is_server_failure(uint8_t rcode) {
+  return rcode == wire::kServFail || rcode == wire::kRefused || rcode == wire::kNotImp ||
+         rcode == wire::kFormErr;
+}
+
+}  // namespace
+
+Forwarder::Forwarder(ForwarderSettings settings, const std::vector<ZoneServers>& zones,
+                     Transport& transport)
+    : settings_(settings), transport_(transport) {
+  for (const ZoneServers& z : zones) {
+    Zone zone;
+    zone.name.resize(wire::kMaxNameLength);
+    size_t len =
+        wire::name_from_text(z.zone.data(), z.zone.size(), zone.name.data(), zone.name.size());
+    if (len == 0) throw std::invalid_argument("bad zone name: " + z.zone);
+    zone.name.resize(len);
+    wire::lower_name(zone.name.data(), len, zone.name.data());
+    if (z.servers.empty()) throw std::invalid_argument("zone " + z.zone + " has no upstreams");
+    for (const net::Address& a : z.servers) {
+      auto known = std::find_if(servers_.begin(), servers_.end(),
+                                [&](const auto& s) { return s->address == a; });
+      if (known == servers_.end()) {
+        servers_.push_back(std::make_unique<ServerState>(ServerState{.address = a}));
+        known = servers_.end() - 1;
+      }
+      zone.servers.push_back(known->get());
+    }
+    zones_.push_back(std::move(zone));
+  }
+  std::stable_sort(zones_.begin(), zones_.end(),
+                   [](const Zone& a, const Zone& b) { return a.name.size() > b.name.size(); });
+}
+
+const Zone* Forwarder::zone_for(std::span<const uint8_t> name) const {
+  for (const Zone& z : zones_) {
+    if (wire::name_in_zone(name.data(), name.size(), z.name.data(), z.name.size())) return &z;
+  }
+  return nullptr;
+}
+
+void Forwarder::order_servers(const Zone& zone, std::vector<ServerState*>& out) const {
+  // Healthy servers first, fastest first; a server that never answered counts as fast so it
+  // gets tried. Failing servers follow, so with nothing else left they still get a chance.
+  uint64_t now = transport_.now_ms();
+  out = zone.servers;
+  std::stable_sort(out.begin(), out.end(), [now](const ServerState* a, const ServerState* b) {
+    bool a_avoided = a->avoid_until_ms > now, b_avoided = b->avoid_until_ms > now;
+    if (a_avoided != b_avoided) return b_avoided;
+    return a->srtt_ms < b->srtt_ms;
+  });
+}
+
+uint32_t Forwarder::attempt_timeout(const ServerState& s) const {
+  if (s.srtt_ms == 0) return settings_.attempt_timeout_ms;
+  return std::clamp(4 * s.srtt_ms + 100, kMinAttemptTimeoutMs, settings_.attempt_timeout_ms);
+}
+
+void Forwarder::resolve(std::span<const uint8_t> question, bool do_bit, Resolution& r) {
+  size_t qname_len = question.size() - 4;
+  r.forwarder_ = this;
+  r.zone_ = zone_for(question.first(qname_len));
+  if (!r.zone_) throw std::logic_error("no zone for a name: the root zone must be configured");
+  r.qname_len_ = qname_len;
+  r.started_ms_ = transport_.now_ms();
+  r.attempts_ = 0;
+
+  // ID (set by the transport), RD, one question, one OPT: EDNS lets big answers come over UDP.
+  r.query_.assign(wire::kHeaderSize, 0);
+  r.query_[2] = wire::kFlagRd;
+  wire::put16(&r.query_[4], 1);
+  r.query_.insert(r.query_.end(), question.begin(), question.end());
+  if (settings_.randomize_case) randomize_case(&r.query_[wire::kHeaderSize], qname_len);
+  size_t len = r.query_.size();
+  r.query_.resize(len + wire::kOptRecordSize);
+  wire::append_opt(r.query_, len, do_bit, 0);
+
+  order_servers(*r.zone_, r.order_);
+  r.next_attempt();
+}
+
+void Resolution::next_attempt() {
+  const ForwarderSettings& settings = forwarder_->settings_;
+  uint64_t now = forwarder_->transport_.now_ms();
+  uint64_t elapsed = now - started_ms_;
+  if (elapsed + 10 >= settings.resolve_timeout_ms) {
+    on_resolved({{}, zone_->name});
+    return;
+  }
+  server_ = order_[attempts_++ % order_.size()];
+  send(Protocol::kUdp);
+}
+
+void Resolution::send(Protocol protocol) {
+  Transport& transport = forwarder_->transport_;
+  uint64_t now = transport.now_ms();
+  uint64_t left = forwarder_->settings_.resolve_timeout_ms - (now - started_ms_);
+  uint32_t timeout = uint32_t(std::min<uint64_t>(forwarder_->attempt_timeout(*server_), left));
+  sent_ms_ = now;
+  ++server_->queries;
+  transport.send(server_->address, protocol, query_, timeout, this);
+}
+
+bool Resolution::on_reply(uint16_t id, std::span<const uint8_t> reply) {
+  const uint8_t* qname = &query_[wire::kHeaderSize];
+  uint16_t qtype = wire::get16(qname + qname_len_), qclass = wire::get16(qname + qname_len_ + 2);
+  wire::ReplyCheck check = wire::check_reply(reply, id, qname, qname_len_, qtype, qclass,
+                                             forwarder_->settings_.randomize_case);
+  if (check == wire::ReplyCheck::kMismatch) return false;
+
+  uint64_t now = forwarder_->transport_.now_ms();
+  uint32_t rtt = uint32_t(std::max<uint64_t>(1, now - sent_ms_));
+  server_->srtt_ms = server_->srtt_ms ? (7 * server_->srtt_ms + rtt) / 8 : rtt;
+  if (check == wire::ReplyCheck::kTruncated) {
+    send(Protocol::kTcp);  // RFC 7766 / 1035 4.2.1: the whole answer is only over TCP
+    return true;
+  }
+  if (is_server_failure(wire::rcode_of(reply.data()))) {
+    // This server cannot help; another one of the zone might. Unbound does the same.
+    ++server_->failures;
+    if (attempts_ < order_.size()) {
+      next_attempt();
+    } else {
+      on_resolved({{}, zone_->name});
+    }
+    return true;
+  }
+  server_->consecutive_failures = 0;
+  server_->avoid_until_ms = 0;
+  on_resolved({reply, zone_->name});
+  return true;
+}
+
+void Resolution::on_failure(Failure) {
+  ++server_->failures;
+  uint32_t n = std::min<uint32_t>(++server_->consecutive_failures, 10);
+  uint64_t avoid = std::min<uint64_t>(uint64_t(500) << n, kMaxAvoidMs);
+  server_->avoid_until_ms = forwarder_->transport_.now_ms() + avoid;
+  next_attempt();
+}
+
+}  // namespace readyns::upstream

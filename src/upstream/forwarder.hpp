@@ -1,0 +1,100 @@
+// The forwarder: sends a cache miss to the upstreams of its zone (longest suffix wins), retries
+// and fails over within a deadline, retries truncated answers over TCP, and keeps each server's
+// smoothed RTT and health. It owns no sockets: every exchange goes through a Transport.
+//
+//   upstream::Forwarder fwd(settings, {{.zone = ".", .servers = {addr}}}, transport);
+//   struct Miss : upstream::Resolution { void on_resolved(Result r) override { ... } } miss;
+//   fwd.resolve(key.question, key.len, key.do_bit, miss);  // on_resolved() called once, later
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "net/address.hpp"
+#include "upstream/transport.hpp"
+
+namespace readyns::upstream {
+
+struct ZoneServers {
+  std::string zone;  // presentation form, "." for the default
+  std::vector<net::Address> servers;
+};
+
+struct ForwarderSettings {
+  uint32_t attempt_timeout_ms = 1000;  // ceiling for one exchange; lower once the RTT is known
+  uint32_t resolve_timeout_ms = 4000;  // the whole resolution, then give up (client: SERVFAIL)
+  bool randomize_case = false;         // 0x20 (draft-vixie-dnsext-dns0x20)
+};
+
+// What the forwarder knows of one upstream server.
+struct ServerState {
+  net::Address address;
+  uint32_t srtt_ms = 0;  // smoothed RTT; 0 until the first answer
+  uint32_t consecutive_failures = 0;
+  uint64_t avoid_until_ms = 0;  // after failures, other servers go first until then
+  uint64_t queries = 0, failures = 0;
+};
+
+struct Zone {
+  std::vector<uint8_t> name;  // lower-cased wire
+  std::vector<ServerState*> servers;
+};
+
+class Forwarder;
+
+// One resolution in progress; the caller embeds it in its own per-miss state.
+class Resolution : private Exchange {
+ public:
+  struct Result {
+    std::span<const uint8_t> reply;  // empty if every attempt failed
+    std::span<const uint8_t> zone;   // the forwarded zone, to keep out-of-zone data out
+  };
+  virtual void on_resolved(Result result) = 0;
+
+ protected:
+  ~Resolution() = default;
+
+ private:
+  friend class Forwarder;
+  bool on_reply(uint16_t id, std::span<const uint8_t> reply) override;
+  void on_failure(Failure failure) override;
+  void next_attempt();
+  void send(Protocol protocol);
+
+  Forwarder* forwarder_ = nullptr;
+  const Zone* zone_ = nullptr;
+  std::vector<uint8_t> query_;  // the query as sent (name possibly 0x20-cased)
+  size_t qname_len_ = 0;
+  ServerState* server_ = nullptr;
+  uint64_t started_ms_ = 0, sent_ms_ = 0;
+  unsigned attempts_ = 0;
+  std::vector<ServerState*> order_;  // servers in the order to try them
+};
+
+class Forwarder {
+ public:
+  Forwarder(ForwarderSettings settings, const std::vector<ZoneServers>& zones,
+            Transport& transport);
+
+  // Starts resolving `question` (lower-cased wire name, type, class) for `r`.
+  void resolve(std::span<const uint8_t> question, bool do_bit, Resolution& r);
+
+  const std::vector<std::unique_ptr<ServerState>>& servers() const { return servers_; }
+  // The zone whose upstreams serve `name` (lower-cased wire); never null.
+  const Zone* zone_for(std::span<const uint8_t> name) const;
+
+ private:
+  friend class Resolution;
+  void order_servers(const Zone& zone, std::vector<ServerState*>& out) const;
+  uint32_t attempt_timeout(const ServerState& s) const;
+
+  ForwarderSettings settings_;
+  Transport& transport_;
+  std::vector<std::unique_ptr<ServerState>> servers_;
+  std::vector<Zone> zones_;  // longest first
+};
+
+}  // namespace readyns::upstream

@@ -1,0 +1,267 @@
+// Upstream answers: reply checks, preparation for the cache, and serving stored answers.
+#include "wire/answer.hpp"
+
+#include <ldns/ldns.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+namespace readyns::wire {
+namespace {
+
+enum Section : uint8_t { kAnswer, kAuthority, kAdditional };
+
+struct RecordInfo {
+  uint16_t start = 0, end = 0;  // byte range in the message
+  uint16_t ttl_offset = 0;
+  uint16_t type = 0;
+  Section section = kAnswer;
+  bool keep = true;
+};
+
+struct Layout {
+  size_t question_end = 0;
+  std::vector<RecordInfo> records;
+  uint32_t soa_ttl = 0, soa_minimum = 0;
+  bool has_soa = false;
+  bool opt_last = true;  // OPT absent, or the very last record: strip it by truncation
+};
+
+struct Name {
+  uint8_t bytes[kMaxNameLength];
+  size_t len = 0;
+  bool operator==(const Name& o) const {
+    return len == o.len && std::memcmp(bytes, o.bytes, len) == 0;
+  }
+};
+
+// Walks the whole reply, deciding which records may be kept: answer records must hang off the
+// question's CNAME chain; authority and additional records must lie inside the forwarded zone.
+// Returns false if the message is malformed.
+bool walk(std::span<const uint8_t> msg, std::span<const uint8_t> zone, Layout& out) {
+  if (msg.size() < kHeaderSize || get16(&msg[4]) != 1) return false;
+  Name qname;
+  size_t pos = read_name(msg, kHeaderSize, qname.bytes, qname.len);
+  // An uncompressed question only: a pointer could only point into the header.
+  if (pos == 0 || pos != kHeaderSize + qname.len || pos + 4 > msg.size()) return false;
+  pos += 4;
+  out.question_end = pos;
+
+  const unsigned counts[3] = {get16(&msg[6]), get16(&msg[8]), get16(&msg[10])};
+  std::vector<Name> owners;  // kept for the chain pass
+  for (uint8_t section = kAnswer; section <= kAdditional; ++section) {
+    for (unsigned i = 0; i < counts[section]; ++i) {
+      RecordInfo rr;
+      rr.start = uint16_t(pos);
+      rr.section = Section(section);
+      Name owner;
+      pos = read_name(msg, pos, owner.bytes, owner.len);
+      if (pos == 0 || pos + 10 > msg.size()) return false;
+      rr.type = get16(&msg[pos]);
+      rr.ttl_offset = uint16_t(pos + 4);
+      size_t rdata = pos + 10;
+      pos = rdata + get16(&msg[pos + 8]);
+      if (pos > msg.size()) return false;
+      rr.end = uint16_t(pos);
+      // RFC 6891 6.1.1 / RFC 8945 5.1: OPT only in the additional section, TSIG only last in it
+      // (ldns lifts both out of its lists there, which rebuild() relies on).
+      if (rr.type == kTypeOpt && section != kAdditional) return false;
+      if (rr.type == 250 && (section != kAdditional || i + 1 != counts[section])) return false;
+      if (rr.type == kTypeOpt) {
+        rr.keep = false;
+        out.opt_last =
+            out.opt_last && section == kAdditional && i + 1 == counts[section] && pos == msg.size();
+      } else if (rr.type == kTypeSoa && section == kAuthority) {
+        Name skip;
+        size_t p = read_name(msg, rdata, skip.bytes, skip.len);
+        p = p ? read_name(msg, p, skip.bytes, skip.len) : 0;
+        if (p == 0 || p + 20 != pos) return false;
+        out.has_soa = true;
+        out.soa_ttl = get32(&msg[rr.ttl_offset]) > 0x7fffffff ? 0 : get32(&msg[rr.ttl_offset]);
+        out.soa_minimum = get32(&msg[p + 16]);
+      }
+      if (section != kAnswer && rr.type != kTypeOpt) {
+        rr.keep = name_in_zone(owner.bytes, owner.len, zone.data(), zone.size()) &&
+                  rr.type != 250 /* TSIG: not ours to relay */;
+      }
+      out.records.push_back(rr);
+      owners.push_back(owner);
+    }
+  }
+
+  // The chain: the question name, then every CNAME target reached from it, in any order.
+  std::vector<Name> chain{qname};
+  size_t answers = counts[kAnswer];
+  std::vector<bool> on_chain(answers, false);
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (size_t i = 0; i < answers; ++i) {
+      if (on_chain[i] || std::find(chain.begin(), chain.end(), owners[i]) == chain.end()) continue;
+      on_chain[i] = true;
+      if (out.records[i].type == kTypeCname) {
+        Name target;
+        if (!read_name(msg, out.records[i].ttl_offset + 6u, target.bytes, target.len)) return false;
+        if (chain.size() < 16) chain.push_back(target), grew = true;
+      }
+    }
+  }
+  for (size_t i = 0; i < answers; ++i) out.records[i].keep = on_chain[i];
+  return true;
+}
+
+// Rewrites a reply keeping only the records marked `keep`, through ldns so compression stays
+// valid whatever was dropped.
+bool rebuild(std::span<const uint8_t> msg, const Layout& layout, std::vector<uint8_t>& out) {
+  ldns_pkt* parsed = nullptr;
+  if (ldns_wire2pkt(&parsed, msg.data(), msg.size()) != LDNS_STATUS_OK) return false;
+  std::unique_ptr<ldns_pkt, decltype(&ldns_pkt_free)> pkt(parsed, ldns_pkt_free);
+  std::unique_ptr<ldns_pkt, decltype(&ldns_pkt_free)> kept(ldns_pkt_new(), ldns_pkt_free);
+  ldns_pkt_push_rr(kept.get(), LDNS_SECTION_QUESTION,
+                   ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(pkt.get()), 0)));
+  ldns_rr_list* sections[3] = {ldns_pkt_answer(pkt.get()), ldns_pkt_authority(pkt.get()),
+                               ldns_pkt_additional(pkt.get())};
+  const ldns_pkt_section targets[3] = {LDNS_SECTION_ANSWER, LDNS_SECTION_AUTHORITY,
+                                       LDNS_SECTION_ADDITIONAL};
+  // ldns keeps OPT out of its record lists, so walk our records without it.
+  std::vector<bool> keep;
+  for (const RecordInfo& r : layout.records) {
+    if (r.type != kTypeOpt) keep.push_back(r.keep);
+  }
+  size_t index = 0;
+  for (int s = 0; s < 3; ++s) {
+    for (size_t i = 0; i < ldns_rr_list_rr_count(sections[s]); ++i, ++index) {
+      if (index < keep.size() && keep[index]) {
+        ldns_pkt_push_rr(kept.get(), targets[s], ldns_rr_clone(ldns_rr_list_rr(sections[s], i)));
+      }
+    }
+  }
+  uint8_t* wire = nullptr;
+  size_t size = 0;
+  if (ldns_pkt2wire(&wire, kept.get(), &size) != LDNS_STATUS_OK) return false;
+  out.assign(wire, wire + size);
+  LDNS_FREE(wire);
+  std::memcpy(out.data(), msg.data(), 4);  // ID and flags exactly as received
+  return true;
+}
+
+uint32_t clamp_ttl(uint32_t ttl, uint32_t lo, uint32_t hi) {
+  return std::min(std::max(ttl, lo), hi);
+}
+
+}  // namespace
+
+size_t read_name(std::span<const uint8_t> msg, size_t pos, uint8_t* out, size_t& out_len) {
+  size_t after = 0;  // where the name ends in the message, fixed by the first pointer
+  size_t lowest = pos;
+  out_len = 0;
+  for (int jumps = 0; pos < msg.size();) {
+    uint8_t label = msg[pos];
+    if ((label & 0xc0) == 0xc0) {
+      if (pos + 1 >= msg.size() || ++jumps > 64) return 0;
+      size_t target = size_t(label & 0x3f) << 8 | msg[pos + 1];
+      if (after == 0) after = pos + 2;
+      if (target >= lowest) return 0;  // pointers must go backwards: no loops
+      lowest = pos = target;
+      continue;
+    }
+    if (label > 63 || out_len + 1 + label > kMaxNameLength || pos + 1 + label > msg.size()) {
+      return 0;
+    }
+    out[out_len++] = label;
+    for (size_t i = 1; i <= label; ++i) out[out_len++] = ascii_lower(msg[pos + i]);
+    if (label == 0) return after ? after : pos + 1;
+    pos += 1 + label;
+  }
+  return 0;
+}
+
+ReplyCheck check_reply(std::span<const uint8_t> reply, uint16_t id, const uint8_t* qname,
+                       size_t qname_len, uint16_t qtype, uint16_t qclass, bool exact_case) {
+  size_t qend = kHeaderSize + qname_len;
+  if (reply.size() < qend + 4) return ReplyCheck::kMismatch;
+  const uint8_t* h = reply.data();
+  if (!(h[2] & kFlagQr) || get16(h) != id || get16(h + 4) != 1 || opcode_of(h) != 0) {
+    return ReplyCheck::kMismatch;
+  }
+  bool same_name = exact_case ? std::memcmp(h + kHeaderSize, qname, qname_len) == 0
+                              : names_equal(h + kHeaderSize, qname_len, qname, qname_len);
+  // The reply's name must also end where ours does, or a longer name could slip through.
+  if (!same_name || skip_name(reply, kHeaderSize) != qend || get16(h + qend) != qtype ||
+      get16(h + qend + 2) != qclass) {
+    return ReplyCheck::kMismatch;
+  }
+  return (h[2] & kFlagTc) ? ReplyCheck::kTruncated : ReplyCheck::kAccept;
+}
+
+bool prepare_answer(std::span<const uint8_t> reply, const TtlPolicy& policy,
+                    std::span<const uint8_t> zone, PreparedAnswer& out) {
+  Layout layout;
+  if (!walk(reply, zone, layout)) return false;
+  bool drops = std::any_of(layout.records.begin(), layout.records.end(),
+                           [](const RecordInfo& r) { return !r.keep && r.type != kTypeOpt; });
+  if (drops || !layout.opt_last) {
+    std::vector<uint8_t> rebuilt;
+    if (!rebuild(reply, layout, rebuilt)) return false;
+    layout = Layout{};
+    if (!walk(rebuilt, zone, layout)) return false;
+    out.wire = std::move(rebuilt);
+  } else {
+    out.wire.assign(reply.begin(), reply.end());
+    if (!layout.records.empty() && layout.records.back().type == kTypeOpt) {
+      out.wire.resize(layout.records.back().start);
+      put16(&out.wire[10], uint16_t(get16(&out.wire[10]) - 1));
+      layout.records.pop_back();
+    }
+  }
+  lower_name(&out.wire[kHeaderSize], layout.question_end - 4 - kHeaderSize, &out.wire[kHeaderSize]);
+
+  out.rcode = rcode_of(out.wire.data());
+  size_t answers = get16(&out.wire[6]);
+  out.negative = out.rcode == kNxDomain || (out.rcode == kNoError && answers == 0);
+  uint32_t entry_ttl = UINT32_MAX;
+  if (out.negative) {
+    // RFC 2308 5: the SOA's TTL and MINIMUM bound how long the denial lives; no SOA, no caching.
+    entry_ttl = layout.has_soa ? std::min({layout.soa_ttl, layout.soa_minimum, policy.neg_ttl}) : 0;
+  } else if (out.rcode != kNoError) {
+    entry_ttl = 0;
+  }
+  out.ttl_offsets.clear();
+  for (const RecordInfo& rr : layout.records) {
+    uint8_t* field = &out.wire[rr.ttl_offset];
+    uint32_t ttl = get32(field);
+    if (ttl > 0x7fffffff) ttl = 0;  // RFC 2181 8: a TTL with the top bit set means zero
+    ttl = out.negative ? std::min(ttl, entry_ttl) : clamp_ttl(ttl, policy.min_ttl, policy.max_ttl);
+    if (!out.negative && out.rcode == kNoError) entry_ttl = std::min(entry_ttl, ttl);
+    put32(field, ttl);
+    out.ttl_offsets.push_back(rr.ttl_offset);
+  }
+  out.ttl = entry_ttl == UINT32_MAX ? 0 : entry_ttl;
+  return true;
+}
+
+size_t render_answer(std::span<const uint8_t> stored, std::span<const uint16_t> ttl_offsets,
+                     uint32_t elapsed, uint32_t fixed_ttl, const Query& q, size_t limit,
+                     std::span<uint8_t> out) {
+  size_t total = stored.size() + (q.edns.present ? kOptRecordSize : 0);
+  if (total > limit || total > out.size()) {
+    size_t len = build_empty_answer(q, kNoError, out);
+    if (len) out[2] |= kFlagTc;  // RFC 7766 / 1035: the client retries over TCP
+    return len;
+  }
+  uint8_t* p = out.data();
+  std::memcpy(p, stored.data(), stored.size());
+  put16(p, q.id);
+  p[2] = uint8_t(kFlagQr | (q.flags_hi & kFlagRd));
+  p[3] = uint8_t(kFlagRa | (q.flags_lo & kFlagCd) | rcode_of(stored.data()));
+  std::memcpy(p + kHeaderSize, q.question.name, q.question.name_len);
+  for (uint16_t offset : ttl_offsets) {
+    uint32_t ttl = get32(stored.data() + offset);
+    put32(p + offset, fixed_ttl ? fixed_ttl : (ttl > elapsed ? ttl - elapsed : 0));
+  }
+  size_t len = stored.size();
+  if (q.edns.present) len = append_opt(out, len, q.edns.do_bit, 0);
+  return len;
+}
+
+}  // namespace readyns::wire

@@ -1,0 +1,57 @@
+// Upstream answers: checking that a reply answers what we asked, preparing it for the cache,
+// and serving a stored answer to a client with its ID, case and TTLs patched (the hit path).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "wire/message.hpp"
+
+namespace readyns::wire {
+
+struct TtlPolicy {
+  uint32_t min_ttl = 0;   // floor for positive answers
+  uint32_t max_ttl = 30;  // ceiling for positive answers (NodeLocal DNSCache: 30 s)
+  uint32_t neg_ttl = 5;   // ceiling for NXDOMAIN/NODATA (NodeLocal DNSCache: 5 s)
+};
+
+enum class ReplyCheck : uint8_t {
+  kAccept,
+  kMismatch,   // not an answer to our query (ID, question or QR): ignore it and keep waiting
+  kTruncated,  // TC=1: ask again over TCP
+};
+
+// Checks that `reply` answers the query we sent: QR set, same ID, same question. With
+// `exact_case` the name must match byte for byte (0x20 randomisation).
+ReplyCheck check_reply(std::span<const uint8_t> reply, uint16_t id, const uint8_t* qname,
+                       size_t qname_len, uint16_t qtype, uint16_t qclass, bool exact_case);
+
+// An upstream answer made ready to store and serve: OPT removed, question lower-cased, records
+// that do not belong to the question's CNAME chain or the forwarded zone removed, TTLs clamped.
+struct PreparedAnswer {
+  std::vector<uint8_t> wire;
+  std::vector<uint16_t> ttl_offsets;  // where each record's TTL sits in `wire`
+  uint32_t ttl = 0;                   // how long it may be cached; 0: serve once, do not cache
+  uint8_t rcode = 0;
+  bool negative = false;  // NXDOMAIN or NODATA
+};
+
+// Returns false if the reply is malformed (it must then be treated as a failed exchange).
+// `zone` is the forwarded zone (uncompressed wire) the reply's records must lie in.
+bool prepare_answer(std::span<const uint8_t> reply, const TtlPolicy& policy,
+                    std::span<const uint8_t> zone, PreparedAnswer& out);
+
+// Serves a stored answer to client query `q`: writes it to `out` with the client's ID, flags and
+// question case, each TTL lowered by `elapsed` seconds (or set to `fixed_ttl` when non-zero, for
+// stale answers), and OPT appended when the client used EDNS. An answer larger than `limit`
+// becomes an empty TC=1 answer. Returns the length written.
+size_t render_answer(std::span<const uint8_t> stored, std::span<const uint16_t> ttl_offsets,
+                     uint32_t elapsed, uint32_t fixed_ttl, const Query& q, size_t limit,
+                     std::span<uint8_t> out);
+
+// Reads a possibly compressed name at `pos` into `out` lower-cased; returns the offset after the
+// name in the message, or 0 if malformed (bad pointer, loop, too long).
+size_t read_name(std::span<const uint8_t> msg, size_t pos, uint8_t* out, size_t& out_len);
+
+}  // namespace readyns::wire

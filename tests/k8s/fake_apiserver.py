@@ -1,0 +1,305 @@
+#!/usr/bin/python3
+"""A fake Kubernetes API server for the watcher tests: EndpointSlice list and watch over HTTPS.
+
+It serves GET /apis/discovery.k8s.io/v1[/namespaces/NS]/endpointslices, as a paged list
+(limit/continue) or, with watch=1, as a chunked stream of newline-delimited watch events resumed
+from resourceVersion. Every request must carry "Authorization: Bearer <token>" (401 otherwise).
+
+The test steers it over a plain-HTTP control port (JSON in, JSON out):
+  POST /event     {"type": "ADDED|MODIFIED|DELETED", "object": {...}, "silent": false}
+                  changes the state; unless silent, watchers see the event (silent: one they missed)
+  POST /bookmark  sends a BOOKMARK at a new resourceVersion
+  POST /drop      cuts every open watch connection without ending the HTTP stream
+  POST /expire    {"how": "event" | "http"} forgets history up to now: a watch from an older
+                  resourceVersion gets an ERROR event with a 410 Status ("event", which is what
+                  the real server does) or an HTTP 410 ("http"); open watches are ended that way
+  POST /token     {"token": "..."} the only token accepted from now on
+  GET  /state     counters: lists, watches, unauthorized, open_watches, last_watch_version, ...
+  POST /shutdown
+
+Usage: fake_apiserver.py --cert CERT --key KEY --token TOKEN
+Prints "READY <api port> <control port>" once both listen on 127.0.0.1.
+"""
+
+import argparse
+import json
+import socket
+import ssl
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+PREFIX = "/apis/discovery.k8s.io/v1"
+
+
+def status(code, reason, message):
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+
+
+class Watch:
+    """One open watch connection, as the control port sees it."""
+
+    def __init__(self):
+        self.dropped = False
+        self.expired = False
+
+
+class State:
+    def __init__(self, token):
+        self.cond = threading.Condition()
+        self.version = 1000
+        self.slices = {}  # (namespace, name) -> object
+        self.history = []  # (version, event), oldest first
+        self.compacted = 0  # watches from before this version are too old
+        self.expire_how = "event"
+        self.token = token
+        self.watches = set()
+        self.counters = {"lists": 0, "watches": 0, "unauthorized": 0, "expired": 0}
+        self.last_watch_version = ""
+        self.last_token = ""
+
+    def change(self, event, silent):
+        with self.cond:
+            self.version += 1
+            obj = event["object"]
+            obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
+            key = (obj["metadata"].get("namespace", ""), obj["metadata"].get("name", ""))
+            if event["type"] == "DELETED":
+                self.slices.pop(key, None)
+            else:
+                self.slices[key] = obj
+            if not silent:
+                self.history.append((self.version, {"type": event["type"], "object": obj}))
+            self.cond.notify_all()
+            return self.version
+
+    def bookmark(self):
+        with self.cond:
+            self.version += 1
+            self.history.append((self.version, {
+                "type": "BOOKMARK",
+                "object": {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+                           "metadata": {"resourceVersion": str(self.version)}}}))
+            self.cond.notify_all()
+            return self.version
+
+    def expire(self, how):
+        with self.cond:
+            self.compacted = self.version
+            self.expire_how = how
+            self.history = [h for h in self.history if h[0] > self.version]
+            for watch in self.watches:
+                watch.expired = True
+            self.cond.notify_all()
+
+    def drop(self):
+        with self.cond:
+            for watch in self.watches:
+                watch.dropped = True
+            self.cond.notify_all()
+            return len(self.watches)
+
+
+def namespace_of(path):
+    """The namespace a collection path is scoped to ("" for all), or None if not ours."""
+    if path == PREFIX + "/endpointslices":
+        return ""
+    parts = path[len(PREFIX):].split("/")
+    if path.startswith(PREFIX + "/namespaces/") and len(parts) == 4 and parts[3] == "endpointslices":
+        return parts[2]
+    return None
+
+
+class ApiHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state = None  # set in main
+
+    def log_message(self, format, *args):
+        pass
+
+    def send_json(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        state = self.state
+        url = urlparse(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        token = self.headers.get("Authorization", "")
+        with state.cond:
+            authorized = token == "Bearer " + state.token
+            if authorized:
+                state.last_token = token[len("Bearer "):]
+            else:
+                state.counters["unauthorized"] += 1
+        if not authorized:
+            return self.send_json(401, status(401, "Unauthorized", "Unauthorized"))
+        namespace = namespace_of(url.path)
+        if namespace is None:
+            return self.send_json(404, status(404, "NotFound", "the server could not find it"))
+        if query.get("watch") in ("1", "true"):
+            return self.watch(namespace, query)
+        return self.list(namespace, query)
+
+    def list(self, namespace, query):
+        state = self.state
+        limit = int(query.get("limit", "0"))
+        start = int(query.get("continue", "0"))
+        with state.cond:
+            state.counters["lists"] += 1
+            items = [obj for key, obj in sorted(state.slices.items())
+                     if not namespace or key[0] == namespace]
+            version = state.version
+        page = items[start:start + limit] if limit else items[start:]
+        metadata = {"resourceVersion": str(version)}
+        if limit and start + limit < len(items):
+            metadata["continue"] = str(start + limit)
+        self.send_json(200, {"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
+                             "metadata": metadata, "items": page})
+
+    def write_chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def watch(self, namespace, query):
+        state = self.state
+        version = int(query.get("resourceVersion") or "0")
+        timeout = float(query.get("timeoutSeconds", "300"))
+        watch = Watch()
+        with state.cond:
+            state.counters["watches"] += 1
+            state.last_watch_version = query.get("resourceVersion", "")
+            too_old = version < state.compacted
+            if too_old:
+                state.counters["expired"] += 1
+            how = state.expire_how
+        if too_old and how == "http":
+            return self.send_json(410, status(410, "Expired", "too old resource version"))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        expired_event = json.dumps({"type": "ERROR", "object": status(
+            410, "Expired", "too old resource version: %d (%d)" % (version, state.compacted))})
+        if too_old:
+            self.write_chunk(expired_event.encode() + b"\n")
+            self.write_chunk(b"")
+            return
+        with state.cond:
+            state.watches.add(watch)
+        try:
+            while True:
+                with state.cond:
+                    state.cond.wait_for(
+                        lambda: watch.dropped or watch.expired or
+                        (state.history and state.history[-1][0] > version), timeout)
+                    events = [(v, e) for v, e in state.history if v > version]
+                    dropped, expired = watch.dropped, watch.expired
+                # What was queued before a drop or an expiry still goes out first, in order.
+                for v, event in events:
+                    version = v
+                    meta = event["object"].get("metadata", {})
+                    if namespace and event["type"] != "BOOKMARK" and meta.get("namespace") != namespace:
+                        continue
+                    self.write_chunk(json.dumps(event).encode() + b"\n")
+                if dropped or (expired and state.expire_how == "http"):
+                    # Cut the TCP connection mid-stream: no TLS close, no last chunk.
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if expired:
+                    self.write_chunk(expired_event.encode() + b"\n")
+                    self.write_chunk(b"")
+                    return
+                if not events:  # timeoutSeconds passed: end the stream cleanly
+                    self.write_chunk(b"")
+                    return
+        except OSError:
+            self.close_connection = True
+        finally:
+            with state.cond:
+                state.watches.discard(watch)
+
+
+class ControlHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state = None
+    servers = []
+
+    def log_message(self, format, *args):
+        pass
+
+    def reply(self, body):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        state = self.state
+        with state.cond:
+            body = dict(state.counters)
+            body.update(open_watches=len(state.watches), version=state.version,
+                        last_watch_version=state.last_watch_version, last_token=state.last_token)
+        self.reply(body)
+
+    def do_POST(self):
+        state = self.state
+        length = int(self.headers.get("Content-Length", "0"))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if self.path == "/event":
+            return self.reply({"version": state.change(body, body.get("silent", False))})
+        if self.path == "/bookmark":
+            return self.reply({"version": state.bookmark()})
+        if self.path == "/drop":
+            return self.reply({"dropped": state.drop()})
+        if self.path == "/expire":
+            state.expire(body.get("how", "event"))
+            return self.reply({})
+        if self.path == "/token":
+            with state.cond:
+                state.token = body["token"]
+            return self.reply({})
+        if self.path == "/shutdown":
+            self.reply({})
+            for server in self.servers:
+                threading.Thread(target=server.shutdown, daemon=True).start()
+            return None
+        self.send_error(404)
+        return None
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--token", required=True)
+    args = parser.parse_args()
+
+    state = State(args.token)
+    ApiHandler.state = ControlHandler.state = state
+    api = ThreadingHTTPServer(("127.0.0.1", 0), ApiHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(args.cert, args.key)
+    api.socket = context.wrap_socket(api.socket, server_side=True)
+    control = ThreadingHTTPServer(("127.0.0.1", 0), ControlHandler)
+    ControlHandler.servers = [api, control]
+
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    print("READY %d %d" % (api.server_address[1], control.server_address[1]), flush=True)
+    control.serve_forever()
+    api.server_close()
+    control.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+// The real Watcher on a libuv loop against tests/k8s/fake_apiserver.py over HTTPS: first list,
+// watch events, resuming after a dropped connection, relisting on 410, token rotation, and stop.
+#include <curl/curl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include "dns_probe.hpp"
+#include "k8s/endpoint_table.hpp"
+#include "k8s/watcher.hpp"
+
+extern char** environ;
+
+namespace readyns::k8s {
+namespace {
+
+using nlohmann::json;
+using testing::ask;
+
+const std::string kHl0 = "hl0.ns0.svc.cluster.local";
+
+std::string env_or(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? value : fallback;
+}
+
+// A temporary directory holding the CA, the server's certificate and the token file.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    char pattern[] = "/tmp/readyns-k8s-XXXXXX";
+    REQUIRE(mkdtemp(pattern));
+    path = pattern;
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string file(const char* name) const { return (path / name).string(); }
+};
+
+void write_file(const std::string& path, const std::string& text) {
+  std::string temp = path + ".new";
+  std::ofstream(temp) << text;
+  std::filesystem::rename(temp, path);  // whole or not at all, as the kubelet swaps tokens
+}
+
+// A CA and a certificate for 127.0.0.1 signed by it, made with the openssl CLI.
+void make_certificates(const TempDir& dir) {
+  std::string d = dir.path.string();
+  std::string openssl = env_or("OPENSSL", "openssl");
+  std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  std::string script =
+      "set -e; cd '" + d + "'; " + openssl + " req -x509" + key +
+      " -keyout ca.key -out ca.crt -days 1 -subj /CN=readyns-test-ca; " + openssl + " req" + key +
+      " -keyout server.key -out server.csr -subj /CN=127.0.0.1; "
+      "printf 'subjectAltName=IP:127.0.0.1\\n' > san.cnf; " +
+      openssl +
+      " x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt"
+      " -days 1 -extfile san.cnf";
+  std::string command = "(" + script + ") >'" + d + "/openssl.log' 2>&1";
+  REQUIRE(std::system(command.c_str()) == 0);
+}
+
+size_t append_to_string(char* data, size_t size, size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+// The fake API server process and its control port.
+class FakeApi {
+ public:
+  explicit FakeApi(const TempDir& dir) {
+    std::string python = env_or("PYTHON", "/usr/bin/python3");
+    std::string script = env_or("FAKE_APISERVER", "tests/k8s/fake_apiserver.py");
+    std::string cert = dir.file("server.crt"), key = dir.file("server.key");
+    int out[2];
+    REQUIRE(pipe(out) == 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    std::vector<std::string> args = {python,  script, "--cert",  cert,
+                                     "--key", key,    "--token", "token-1"};
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    int spawned = posix_spawn(&pid_, python.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    REQUIRE(spawned == 0);
+    FILE* lines = fdopen(out[0], "r");
+    char line[128] = {};
+    bool ready = fgets(line, sizeof line, lines) != nullptr &&
+                 std::sscanf(line, "READY %d %d", &api_port_, &control_port_) == 2;
+    fclose(lines);
+    if (!ready) {
+      kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+      FAIL("the fake API server did not start: " << line);
+    }
+  }
+
+  ~FakeApi() {
+    call("POST", "/shutdown");
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(api_port_); }
+
+  json call(const char* method, const std::string& path, const json& body = json::object()) {
+    CURL* easy = curl_easy_init();
+    std::string url = "http://127.0.0.1:" + std::to_string(control_port_) + path;
+    std::string sent = body.dump(), received;
+    curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+    if (std::string(method) == "POST") curl_easy_setopt(easy, CURLOPT_POSTFIELDS, sent.c_str());
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &append_to_string);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &received);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 5000L);
+    CURLcode result = curl_easy_perform(easy);
+    curl_easy_cleanup(easy);
+    if (result != CURLE_OK) return json::object();
+    return json::parse(received, nullptr, false);
+  }
+
+  json state() { return call("GET", "/state"); }
+  int counter(const char* name) { return state().value(name, -1); }
+  int push(const std::string& type, const json& object, bool silent = false) {
+    return call("POST", "/event", {{"type", type}, {"object", object}, {"silent", silent}})
+        .value("version", -1);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int api_port_ = 0, control_port_ = 0;
+};
+
+json slice(const std::string& name, const std::string& ns, const std::string& service,
+           std::vector<std::pair<std::string, bool>> addresses_ready) {
+  json endpoints = json::array();
+  for (const auto& [address, ready] : addresses_ready) {
+    endpoints.push_back(
+        {{"addresses", {address}},
+         {"conditions", {{"ready", ready}, {"serving", ready}, {"terminating", !ready}}}});
+  }
+  return {{"kind", "EndpointSlice"},
+          {"apiVersion", "discovery.k8s.io/v1"},
+          {"metadata",
+           {{"name", name},
+            {"namespace", ns},
+            {"labels",
+             {{"kubernetes.io/service-name", service}, {"service.kubernetes.io/headless", ""}}}}},
+          {"addressType", "IPv4"},
+          {"endpoints", endpoints},
+          {"ports", json::array({{{"name", "http"}, {"protocol", "TCP"}, {"port", 8080}}})}};
+}
+
+std::vector<std::string> addresses(const EndpointTable& table, const std::string& name) {
+  std::vector<std::string> out;
+  for (const std::string& rr : ask(table, name, wire::kTypeA).answer) {
+    out.push_back(rr.substr(rr.rfind(' ') + 1));
+  }
+  return out;
+}
+
+using Strings = std::vector<std::string>;
+
+// A loop that runs until a condition holds, waking every 10 ms to look.
+class Loop {
+ public:
+  Loop() {
+    uv_loop_init(&loop_);
+    uv_timer_init(&loop_, &tick_);
+    uv_timer_start(
+        &tick_, [](uv_timer_t*) {}, 10, 10);
+  }
+  ~Loop() {
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop_) == 0);  // nothing of the watcher's is left on it
+  }
+  uv_loop_t* get() { return &loop_; }
+
+  bool run_until(const std::function<bool()>& done,
+                 std::chrono::seconds limit = std::chrono::seconds(15)) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      uv_run(&loop_, UV_RUN_ONCE);
+    }
+    return true;
+  }
+
+ private:
+  uv_loop_t loop_;
+  uv_timer_t tick_;
+};
+
+WatcherSettings settings_for(const FakeApi& api, const TempDir& dir) {
+  return {.mode = Mode::kOn,
+          .api_url = api.url(),
+          .token_file = dir.file("token"),
+          .ca_file = dir.file("ca.crt"),
+          .namespaces = {},
+          .backoff_initial_ms = 50,
+          .backoff_max_ms = 400,
+          .watch_timeout_s = 300,
+          .list_page_size = 1};  // every slice its own page: the continue path is taken
+}
+
+void stop(Loop& loop, Watcher& watcher) {
+  bool closed = false;
+  watcher.stop([&] { closed = true; });
+  REQUIRE(loop.run_until([&] { return closed; }));
+}
+
+TEST_CASE("the watcher lists, watches, resumes, relists and follows the token", "[k8s][watcher]") {
+  TempDir dir;
+  make_certificates(dir);
+  write_file(dir.file("token"), "token-1\n");
+  FakeApi api(dir);
+  api.push("ADDED", slice("hl0-a", "ns0", "hl0", {{"10.244.1.2", true}}));
+  api.push("ADDED", slice("hl0-b", "ns0", "hl0", {{"10.244.1.3", true}}));
+  api.push("ADDED", slice("hl1-a", "ns1", "hl1", {{"10.244.2.2", true}}));
+
+  Loop loop;
+  EndpointTable table({.cluster_domain = "cluster.local", .ttl = 5});
+  std::vector<std::string> changes;
+  table.set_on_change([&](std::span<const uint8_t> name) {
+    changes.emplace_back(reinterpret_cast<const char*>(name.data()), name.size());
+  });
+  Watcher watcher(loop.get(), settings_for(api, dir), table);
+  REQUIRE(watcher.start());
+
+  // The first list, in three pages.
+  REQUIRE(loop.run_until([&] { return table.synced(); }));
+  CHECK(watcher.synced());
+  CHECK(api.counter("lists") == 3);
+  CHECK(addresses(table, kHl0) == Strings{"10.244.1.2", "10.244.1.3"});
+  CHECK(addresses(table, "hl1.ns1.svc.cluster.local") == Strings{"10.244.2.2"});
+  REQUIRE(loop.run_until([&] { return api.counter("open_watches") == 1; }));
+
+  // A watch event applies at once, and invalidates.
+  changes.clear();
+  api.push("MODIFIED", slice("hl0-a", "ns0", "hl0", {{"10.244.1.2", false}}));
+  REQUIRE(loop.run_until([&] { return addresses(table, kHl0) == Strings{"10.244.1.3"}; }));
+  CHECK(changes.size() == 1);
+
+  // A dropped connection is resumed from the last version seen, a bookmark's here.
+  int bookmark = api.call("POST", "/bookmark").value("version", -1);
+  int watches = api.counter("watches");
+  api.call("POST", "/drop");
+  REQUIRE(loop.run_until([&] {
+    json s = api.state();
+    return s.value("watches", 0) > watches && s.value("open_watches", 0) == 1;
+  }));
+  CHECK(api.state().value("last_watch_version", "") == std::to_string(bookmark));
+  CHECK(api.counter("lists") == 3);  // no relist for that
+  api.push("MODIFIED", slice("hl0-a", "ns0", "hl0", {{"10.244.1.2", true}}));
+  REQUIRE(loop.run_until([&] { return addresses(table, kHl0).size() == 2; }));
+
+  // An ERROR event with a 410 Status: relist, which brings what the watch missed.
+  api.push("DELETED", slice("hl0-b", "ns0", "hl0", {}), /*silent=*/true);
+  api.push("ADDED", slice("hl2-a", "ns0", "hl2", {{"10.244.3.2", true}}), true);
+  api.call("POST", "/expire", {{"how", "event"}});
+  REQUIRE(loop.run_until([&] {
+    return addresses(table, kHl0) == Strings{"10.244.1.2"} &&
+           addresses(table, "hl2.ns0.svc.cluster.local") == Strings{"10.244.3.2"};
+  }));
+  CHECK(api.counter("lists") == 3 + 3);  // a page each for hl0-a, hl1-a and hl2-a
+  REQUIRE(loop.run_until([&] { return api.counter("open_watches") == 1; }));
+
+  // An HTTP 410 on re-watching after a drop: relist too.
+  api.push("DELETED", slice("hl2-a", "ns0", "hl2", {}), true);
+  api.call("POST", "/expire", {{"how", "http"}});
+  REQUIRE(loop.run_until([&] { return !ask(table, "hl2.ns0.svc.cluster.local", 1).answered; }));
+  CHECK(api.counter("expired") >= 1);
+  REQUIRE(loop.run_until([&] { return api.counter("open_watches") == 1; }));
+
+  // The token file is rotated before the server switches: the next connection just uses it.
+  write_file(dir.file("token"), "token-2\n");
+  api.call("POST", "/token", {{"token", "token-2"}});
+  api.call("POST", "/drop");
+  REQUIRE(loop.run_until([&] {
+    json s = api.state();
+    return s.value("open_watches", 0) == 1 && s.value("last_token", "") == "token-2";
+  }));
+  CHECK(api.counter("unauthorized") == 0);
+
+  // The server switches first: 401s, retried with backoff, until the file has the new token.
+  api.call("POST", "/token", {{"token", "token-3"}});
+  api.call("POST", "/drop");
+  REQUIRE(loop.run_until([&] { return api.counter("unauthorized") >= 2; }));
+  CHECK(api.counter("open_watches") == 0);
+  write_file(dir.file("token"), "token-3\n");
+  REQUIRE(loop.run_until([&] {
+    json s = api.state();
+    return s.value("open_watches", 0) == 1 && s.value("last_token", "") == "token-3";
+  }));
+  api.push("ADDED", slice("hl3-a", "ns0", "hl3", {{"10.244.4.2", true}}));
+  REQUIRE(loop.run_until([&] { return ask(table, "hl3.ns0.svc.cluster.local", 1).answered; }));
+
+  stop(loop, watcher);
+}
+
+TEST_CASE("the watcher can be kept to some namespaces", "[k8s][watcher]") {
+  TempDir dir;
+  make_certificates(dir);
+  write_file(dir.file("token"), "token-1");
+  FakeApi api(dir);
+  api.push("ADDED", slice("hl0-a", "ns0", "hl0", {{"10.244.1.2", true}}));
+  api.push("ADDED", slice("hl1-a", "ns1", "hl1", {{"10.244.2.2", true}}));
+
+  Loop loop;
+  EndpointTable table({.cluster_domain = "cluster.local", .ttl = 5});
+  WatcherSettings settings = settings_for(api, dir);
+  settings.namespaces = {"ns0", "ns2"};
+  Watcher watcher(loop.get(), settings, table);
+  REQUIRE(watcher.start());
+  REQUIRE(loop.run_until([&] { return table.synced(); }));
+  CHECK(ask(table, kHl0, wire::kTypeA).answered);
+  CHECK_FALSE(ask(table, "hl1.ns1.svc.cluster.local", wire::kTypeA).answered);
+  REQUIRE(loop.run_until([&] { return api.counter("open_watches") == 2; }));
+
+  api.push("ADDED", slice("hl1-b", "ns1", "hl1", {{"10.244.2.3", true}}));
+  api.push("ADDED", slice("hl2-a", "ns2", "hl2", {{"10.244.5.2", true}}));
+  REQUIRE(loop.run_until([&] { return ask(table, "hl2.ns2.svc.cluster.local", 1).answered; }));
+  CHECK_FALSE(ask(table, "hl1.ns1.svc.cluster.local", wire::kTypeA).answered);
+  stop(loop, watcher);
+}
+
+TEST_CASE("without an API server the watcher stays idle, or refuses under mode on",
+          "[k8s][watcher]") {
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  unsetenv("KUBERNETES_SERVICE_PORT");
+  Loop loop;
+  EndpointTable table({.cluster_domain = "cluster.local", .ttl = 5});
+  Watcher on(loop.get(), {.mode = Mode::kOn}, table);
+  CHECK_FALSE(on.start());
+  Watcher automatic(loop.get(), {.mode = Mode::kAuto}, table);
+  CHECK(automatic.start());
+  CHECK_FALSE(automatic.synced());
+  bool closed = false;
+  automatic.stop([&] { closed = true; });
+  CHECK(closed);
+}
+
+}  // namespace
+}  // namespace readyns::k8s
