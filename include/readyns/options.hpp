@@ -38,6 +38,14 @@ struct Options {
   unsigned tcp_max_connections = 1000;
   unsigned tcp_max_pipelined = 100;  // unanswered queries per connection
 
+  // Kubernetes: headless Services answered from the EndpointSlice API (ready endpoints only).
+  std::string kube = "auto";       // off | auto (when an API server is found) | on (required)
+  std::string kube_api;            // "https://host:port"; empty: in-pod service environment
+  std::string kube_token_file;     // empty: the service account's token in a pod
+  std::string kube_ca_file;        // empty: the service account's CA in a pod
+  std::vector<std::string> kube_namespaces;  // empty: all namespaces
+  std::string cluster_domain = "cluster.local";
+
   unsigned threads = 1;
   std::string log_level = "info";
 };

@@ -9,9 +9,12 @@
 #include <cstring>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "cache/cache.hpp"
 #include "core/worker.hpp"
+#include "k8s/endpoint_table.hpp"
+#include "k8s/watcher.hpp"
 #include "net/address.hpp"
 #include "net/listeners.hpp"
 #include "net/uv_transport.hpp"
@@ -51,6 +54,25 @@ std::vector<upstream::ZoneServers> zones_from(const Options& o) {
   return zones;
 }
 
+k8s::Mode kube_mode(const std::string& text) {
+  if (text == "off") return k8s::Mode::kOff;
+  if (text == "on") return k8s::Mode::kOn;
+  if (text == "auto") return k8s::Mode::kAuto;
+  throw std::invalid_argument("--kube: expected off, auto or on, got '" + text + "'");
+}
+
+// Lets workers ask the endpoint table first without the core depending on the k8s module's API.
+class TableAnswerer final : public core::LocalAnswerer {
+ public:
+  explicit TableAnswerer(const k8s::EndpointTable& table) : table_(table) {}
+  size_t answer(const wire::Query& q, std::span<uint8_t> out, size_t limit) const override {
+    return table_.answer(q, out, limit);
+  }
+
+ private:
+  const k8s::EndpointTable& table_;
+};
+
 }  // namespace
 
 struct Server::Impl {
@@ -61,12 +83,16 @@ struct Server::Impl {
     uv_async_t stop_async;
     uv_timer_t drain_timer;
     uint64_t drain_started = 0;
+    k8s::Watcher* watcher = nullptr;  // the first thread's loop runs it
     std::thread thread;
   };
 
   Options options;
   std::atomic<bool> stopping{false};
   std::unique_ptr<cache::Cache> cache;
+  std::unique_ptr<k8s::EndpointTable> table;
+  std::unique_ptr<TableAnswerer> local;
+  std::unique_ptr<k8s::Watcher> watcher;  // on the first worker's loop
   std::vector<std::unique_ptr<Thread>> threads;
 
   explicit Impl(const Options& o) : options(o) {
@@ -88,6 +114,19 @@ struct Server::Impl {
                          .max_connections = o.tcp_max_connections,
                          .max_pipelined = o.tcp_max_pipelined};
     cache = std::make_unique<cache::Cache>(cache::Settings{.max_entries = o.cache_size});
+    k8s::Mode mode = kube_mode(o.kube);
+    if (mode != k8s::Mode::kOff) {
+      uint8_t domain[wire::kMaxNameLength];
+      if (!wire::name_from_text(o.cluster_domain.data(), o.cluster_domain.size(), domain,
+                                sizeof domain)) {
+        throw std::invalid_argument("--cluster-domain: bad domain '" + o.cluster_domain + "'");
+      }
+      table = std::make_unique<k8s::EndpointTable>(
+          k8s::TableSettings{.cluster_domain = o.cluster_domain});
+      // A Service whose endpoints changed: no cached answer about it may outlive the change.
+      table->set_on_change([c = cache.get()](std::span<const uint8_t> name) { c->erase_subtree(name); });
+      local = std::make_unique<TableAnswerer>(*table);
+    }
 
     for (unsigned i = 0; i < o.threads; ++i) {
       auto t = std::make_unique<Thread>();
@@ -114,6 +153,20 @@ struct Server::Impl {
       t->drain_timer.data = t.get();
       threads.push_back(std::move(t));
     }
+    if (table) {
+      watcher = std::make_unique<k8s::Watcher>(
+          &threads[0]->loop,
+          k8s::WatcherSettings{.mode = mode,
+                               .api_url = o.kube_api,
+                               .token_file = o.kube_token_file,
+                               .ca_file = o.kube_ca_file,
+                               .namespaces = o.kube_namespaces},
+          *table);
+      threads[0]->watcher = watcher.get();
+      if (!watcher->start()) {
+        throw std::invalid_argument("--kube=on: no Kubernetes API server found");
+      }
+    }
   }
 
   ~Impl() {
@@ -129,6 +182,7 @@ struct Server::Impl {
   // Stops taking queries, then lets answers in flight go out before closing the rest.
   static void on_stop(uv_async_t* async) {
     Thread& t = *static_cast<Thread*>(async->data);
+    if (t.watcher) std::exchange(t.watcher, nullptr)->stop([] {});
     t.worker->close_listeners();
     uv_close(reinterpret_cast<uv_handle_t*>(&t.stop_async), nullptr);
     t.drain_started = uv_now(&t.loop);
@@ -143,6 +197,7 @@ struct Server::Impl {
   }
 
   static void stop_now(Thread& t) {
+    if (t.watcher) std::exchange(t.watcher, nullptr)->stop([] {});
     t.worker->close_listeners();
     uv_close(reinterpret_cast<uv_handle_t*>(&t.stop_async), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&t.drain_timer), nullptr);

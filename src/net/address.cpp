@@ -17,11 +17,15 @@ std::string Address::to_string() const {
   if (family() == AF_INET6) {
     auto* a = reinterpret_cast<const sockaddr_in6*>(&storage);
     inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(a->sin6_port));
+    std::string text = "[";
+    text.append(ip).append("]:").append(std::to_string(ntohs(a->sin6_port)));
+    return text;
   }
   auto* a = reinterpret_cast<const sockaddr_in*>(&storage);
   inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-  return std::string(ip) + ":" + std::to_string(ntohs(a->sin_port));
+  std::string text = ip;
+  text.append(":").append(std::to_string(ntohs(a->sin_port)));
+  return text;
 }
 
 bool Address::operator==(const Address& other) const {
