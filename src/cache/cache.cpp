@@ -6,21 +6,50 @@
 
 namespace readyns::cache {
 
+namespace {
+
+constexpr uint64_t kOnes = 0x0101010101010101ull;
+
+// Lower-cases the ASCII letters of 8 bytes at once (SWAR): a byte gets 0x20 added to its bits
+// when it lies in 'A'..'Z'. Bytes with the top bit set are left alone.
+uint64_t lower8(uint64_t w) {
+  uint64_t low7 = w & (0x7f * kOnes);
+  uint64_t at_least_a = low7 + (0x80 - 'A') * kOnes;
+  uint64_t above_z = low7 + (0x80 - 'Z' - 1) * kOnes;
+  uint64_t upper = at_least_a & ~above_z & ~w & (0x80 * kOnes);
+  return w | (upper >> 2);
+}
+
+uint64_t mix(uint64_t h, uint64_t w) {
+  h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+  return h ^ (h >> 29);
+}
+
+}  // namespace
+
 Key make_key(const wire::Question& q, bool do_bit, uint8_t* buf) {
-  // FNV-1a over the lower-cased bytes; names are short, so this beats fancier hashes here.
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < q.name_len; ++i) {
-    uint8_t c = wire::ascii_lower(q.name[i]);
-    buf[i] = c;
-    h = (h ^ c) * 0x100000001b3ull;
+  // Eight bytes per step: names are short, so a simple multiply-mix beats byte-wise hashing.
+  uint64_t h = 0x6a09e667f3bcc908ull;
+  size_t i = 0;
+  for (; i + 8 <= q.name_len; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, q.name + i, 8);
+    w = lower8(w);
+    std::memcpy(buf + i, &w, 8);
+    h = mix(h, w);
+  }
+  if (i < q.name_len) {
+    uint64_t w = 0;
+    std::memcpy(&w, q.name + i, q.name_len - i);
+    w = lower8(w);
+    std::memcpy(buf + i, &w, q.name_len - i);
+    h = mix(h, w);
   }
   wire::put16(buf + q.name_len, q.qtype);
   wire::put16(buf + q.name_len + 2, q.qclass);
-  h = (h ^ (uint64_t(q.qtype) << 17 | uint64_t(q.qclass) << 1 | do_bit)) * 0x100000001b3ull;
-  h ^= h >> 29;  // the shard index uses the top bits, FNV mixes the low ones best
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 32;
-  return {buf, uint16_t(q.name_len + 4), do_bit, h};
+  h = mix(h, uint64_t(q.qtype) << 17 | uint64_t(q.qclass) << 1 | do_bit);
+  h *= 0xbf58476d1ce4e5b9ull;  // the shard index uses the top bits: spread into them
+  return {buf, uint16_t(q.name_len + 4), do_bit, h ^ (h >> 31)};
 }
 
 Cache::Cache(Settings settings)

@@ -13,8 +13,9 @@
 namespace readyns::net {
 namespace {
 
-constexpr size_t kUdpBatch = 32;                  // datagrams per recvmmsg
-constexpr size_t kUvDgramChunk = 64 * 1024;       // libuv gives each datagram this much
+constexpr size_t kUdpBatch = 32;                  // datagrams per recvmmsg and sendmmsg
+constexpr size_t kBatchedAnswerMax = 4096;        // larger answers go out on their own
+constexpr size_t kMaxUdpQuery = 4096;             // larger datagrams are not queries: dropped
 constexpr size_t kMaxQueuedWriteBytes = 1 << 20;  // a client that stops reading is cut off
 
 struct WriteRequest {
@@ -45,41 +46,94 @@ int bind_socket(const Address& address, int type) {
   return fd;
 }
 
+// One received batch and the answers to it.
+struct UdpListener::Batch {
+  mmsghdr in[kUdpBatch];
+  iovec in_vectors[kUdpBatch];
+  sockaddr_storage in_peers[kUdpBatch];
+  uint8_t queries[kUdpBatch][kMaxUdpQuery];
+
+  size_t answers = 0;
+  mmsghdr out[kUdpBatch];
+  iovec out_vectors[kUdpBatch];
+  sockaddr_storage out_peers[kUdpBatch];
+  uint8_t bytes[kUdpBatch][kBatchedAnswerMax];
+};
+
 UdpListener::UdpListener(uv_loop_t* loop, int fd, QueryHandler& handler)
-    : handle_(new uv_udp_t), handler_(handler), buffer_(kUdpBatch * kUvDgramChunk) {
-  uv_udp_init_ex(loop, handle_, AF_UNSPEC | UV_UDP_RECVMMSG);
-  handle_->data = this;
-  uv_udp_open(handle_, fd);
-  uv_udp_recv_start(
-      handle_,
-      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-        auto* self = static_cast<UdpListener*>(h->data);
-        *buf = uv_buf_init(reinterpret_cast<char*>(self->buffer_.data()),
-                           unsigned(self->buffer_.size()));
-      },
-      on_recv);
+    : poll_(new uv_poll_t), fd_(fd), handler_(handler), batch_(std::make_unique<Batch>()) {
+  uv_poll_init(loop, poll_, fd);
+  poll_->data = this;
+  uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* p, int status, int) {
+    if (status == 0 && p->data) static_cast<UdpListener*>(p->data)->on_readable();
+  });
 }
 
-void UdpListener::on_recv(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
-                          unsigned) {
-  if (n <= 0 || !from) return;  // nothing, an error, or the end of a recvmmsg batch
-  auto* self = static_cast<UdpListener*>(h->data);
-  ReplyTo reply_to{.udp = self, .peer = from};
-  self->handler_.on_query({reinterpret_cast<const uint8_t*>(buf->base), size_t(n)}, reply_to);
+UdpListener::~UdpListener() = default;
+
+void UdpListener::on_readable() {
+  Batch& b = *batch_;
+  // A full batch may mean more is waiting: take a few more before yielding to the loop.
+  for (int round = 0; round < 4 && !closed_; ++round) {
+    for (size_t i = 0; i < kUdpBatch; ++i) {
+      b.in_vectors[i] = {b.queries[i], kMaxUdpQuery};
+      b.in[i].msg_hdr = {};
+      b.in[i].msg_hdr.msg_name = &b.in_peers[i];
+      b.in[i].msg_hdr.msg_namelen = sizeof b.in_peers[i];
+      b.in[i].msg_hdr.msg_iov = &b.in_vectors[i];
+      b.in[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = ::recvmmsg(fd_, b.in, kUdpBatch, MSG_DONTWAIT, nullptr);
+    if (n <= 0) return;
+    batching_ = true;
+    for (int i = 0; i < n && !closed_; ++i) {
+      if (b.in[i].msg_hdr.msg_flags & MSG_TRUNC) continue;  // no query is this big: drop it
+      ReplyTo reply_to{.udp = this, .peer = reinterpret_cast<const sockaddr*>(&b.in_peers[i])};
+      handler_.on_query({b.queries[i], b.in[i].msg_len}, reply_to);
+    }
+    batching_ = false;
+    flush();
+    if (size_t(n) < kUdpBatch) return;
+  }
 }
 
 void UdpListener::send(const sockaddr* peer, std::span<const uint8_t> answer) {
   if (closed_) return;
-  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(const_cast<uint8_t*>(answer.data())),
-                             unsigned(answer.size()));
-  uv_udp_try_send(handle_, &buf, 1, peer);
+  socklen_t peer_len = peer->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (!batching_ || answer.size() > kBatchedAnswerMax) {
+    ::sendto(fd_, answer.data(), answer.size(), MSG_DONTWAIT, peer, peer_len);
+    return;
+  }
+  Batch& b = *batch_;
+  if (b.answers == kUdpBatch) flush();
+  size_t i = b.answers++;
+  std::memcpy(b.bytes[i], answer.data(), answer.size());
+  std::memcpy(&b.out_peers[i], peer, peer_len);
+  b.out_vectors[i] = {b.bytes[i], answer.size()};
+  b.out[i].msg_hdr = {};
+  b.out[i].msg_hdr.msg_name = &b.out_peers[i];
+  b.out[i].msg_hdr.msg_namelen = peer_len;
+  b.out[i].msg_hdr.msg_iov = &b.out_vectors[i];
+  b.out[i].msg_hdr.msg_iovlen = 1;
+}
+
+void UdpListener::flush() {
+  Batch& b = *batch_;
+  for (size_t sent = 0; sent < b.answers;) {
+    int n = ::sendmmsg(fd_, b.out + sent, unsigned(b.answers - sent), MSG_DONTWAIT);
+    if (n <= 0) break;  // a full buffer drops the rest, as the network might
+    sent += size_t(n);
+  }
+  b.answers = 0;
 }
 
 void UdpListener::close() {
   closed_ = true;
-  handle_->data = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(handle_),
-           [](uv_handle_t* h) { delete reinterpret_cast<uv_udp_t*>(h); });
+  poll_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) {
+    delete reinterpret_cast<uv_poll_t*>(h);
+  });
+  ::close(fd_);  // uv_poll_t does not own the socket
 }
 
 TcpListener::TcpListener(uv_loop_t* loop, int fd, QueryHandler& handler, TcpSettings settings)

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -43,20 +44,28 @@ struct TcpSettings {
 // Returns the fd or a negative errno.
 int bind_socket(const Address& address, int type);
 
+// Receives a batch with one recvmmsg when the loop says the socket is readable, and answers it
+// with one sendmmsg: libuv's own UDP reading costs an extra syscall per wake-up.
 class UdpListener {
  public:
   UdpListener(uv_loop_t* loop, int fd, QueryHandler& handler);
-  // Sends an answer; a full socket buffer drops it, as the network might (the client retries).
+  ~UdpListener();
+  // Sends an answer, batched while a received batch is being handled. A full socket buffer
+  // drops it, as the network might (the client retries).
   void send(const sockaddr* peer, std::span<const uint8_t> answer);
   void close();
 
  private:
-  static void on_recv(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
-                      unsigned flags);
-  uv_udp_t* handle_;
+  struct Batch;
+  void on_readable();
+  void flush();
+
+  uv_poll_t* poll_;
+  int fd_;
   QueryHandler& handler_;
-  std::vector<uint8_t> buffer_;
+  std::unique_ptr<Batch> batch_;
   bool closed_ = false;
+  bool batching_ = false;  // inside a received batch: answers wait for flush()
 };
 
 class TcpListener {
