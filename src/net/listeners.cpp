@@ -62,6 +62,15 @@ struct UdpListener::Batch {
 
 UdpListener::UdpListener(uv_loop_t* loop, int fd, QueryHandler& handler)
     : poll_(new uv_poll_t), fd_(fd), handler_(handler), batch_(std::make_unique<Batch>()) {
+  Batch& b = *batch_;
+  for (size_t i = 0; i < kUdpBatch; ++i) {
+    b.in_vectors[i] = {b.queries[i], kMaxUdpQuery};
+    b.in[i].msg_hdr = {};
+    b.in[i].msg_hdr.msg_name = &b.in_peers[i];
+    b.in[i].msg_hdr.msg_namelen = sizeof b.in_peers[i];
+    b.in[i].msg_hdr.msg_iov = &b.in_vectors[i];
+    b.in[i].msg_hdr.msg_iovlen = 1;
+  }
   uv_poll_init(loop, poll_, fd);
   poll_->data = this;
   uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* p, int status, int) {
@@ -75,14 +84,6 @@ void UdpListener::on_readable() {
   Batch& b = *batch_;
   // A full batch may mean more is waiting: take a few more before yielding to the loop.
   for (int round = 0; round < 4 && !closed_; ++round) {
-    for (size_t i = 0; i < kUdpBatch; ++i) {
-      b.in_vectors[i] = {b.queries[i], kMaxUdpQuery};
-      b.in[i].msg_hdr = {};
-      b.in[i].msg_hdr.msg_name = &b.in_peers[i];
-      b.in[i].msg_hdr.msg_namelen = sizeof b.in_peers[i];
-      b.in[i].msg_hdr.msg_iov = &b.in_vectors[i];
-      b.in[i].msg_hdr.msg_iovlen = 1;
-    }
     int n = ::recvmmsg(fd_, b.in, kUdpBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) return;
     batching_ = true;
@@ -91,6 +92,7 @@ void UdpListener::on_readable() {
       ReplyTo reply_to{.udp = this, .peer = reinterpret_cast<const sockaddr*>(&b.in_peers[i])};
       handler_.on_query({b.queries[i], b.in[i].msg_len}, reply_to);
     }
+    for (int i = 0; i < n; ++i) b.in[i].msg_hdr.msg_namelen = sizeof b.in_peers[i];  // reused
     batching_ = false;
     flush();
     if (size_t(n) < kUdpBatch) return;
