@@ -48,6 +48,14 @@ struct Options {
 
   unsigned threads = 1;
   std::string log_level = "info";
+
+  // HTTP endpoints: /health and /ready for the kubelet's probes, /metrics for Prometheus.
+  std::string health = "127.0.0.1:8080";
+  std::string metrics = "127.0.0.1:9253";
+
+  // One log line per answered query, for one query in `query_log_sample` (1: every query).
+  bool query_log = false;
+  uint32_t query_log_sample = 1;
 };
 
 }  // namespace readyns

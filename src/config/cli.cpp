@@ -102,24 +102,30 @@ const std::map<std::string_view, Flag>& flags() {
         [](Options& o, std::string_view v) {
           o.tcp_max_connections = parse_number<unsigned>("--tcp-max-connections", v, 1, 1000000);
         }}},
-      {"--kube", {"off|auto|on  answer headless Services from the EndpointSlice API: auto when an "
-                  "API server is found, on to require it (default auto)",
-                  [](Options& o, std::string_view v) {
-                    if (v != "off" && v != "auto" && v != "on") {
-                      throw UsageError("--kube: expected off, auto or on, got '" + std::string(v) + "'");
-                    }
-                    o.kube = v;
-                  }}},
-      {"--kube-api", {"URL  the API server, e.g. https://10.0.0.1:6443 (default: in-pod environment)",
-                      [](Options& o, std::string_view v) { o.kube_api = v; }}},
-      {"--kube-token-file", {"FILE  bearer token, re-read when it rotates (default: service account)",
-                             [](Options& o, std::string_view v) { o.kube_token_file = v; }}},
-      {"--kube-ca-file", {"FILE  CA bundle for the API server (default: service account's)",
-                          [](Options& o, std::string_view v) { o.kube_ca_file = v; }}},
-      {"--kube-namespace", {"NS  watch only this namespace (repeatable; default all)",
-                            [](Options& o, std::string_view v) { o.kube_namespaces.emplace_back(v); }}},
-      {"--cluster-domain", {"DOMAIN  the cluster's DNS domain (default cluster.local)",
-                            [](Options& o, std::string_view v) { o.cluster_domain = v; }}},
+      {"--kube",
+       {"off|auto|on  answer headless Services from the EndpointSlice API: auto when an "
+        "API server is found, on to require it (default auto)",
+        [](Options& o, std::string_view v) {
+          if (v != "off" && v != "auto" && v != "on") {
+            throw UsageError("--kube: expected off, auto or on, got '" + std::string(v) + "'");
+          }
+          o.kube = v;
+        }}},
+      {"--kube-api",
+       {"URL  the API server, e.g. https://10.0.0.1:6443 (default: in-pod environment)",
+        [](Options& o, std::string_view v) { o.kube_api = v; }}},
+      {"--kube-token-file",
+       {"FILE  bearer token, re-read when it rotates (default: service account)",
+        [](Options& o, std::string_view v) { o.kube_token_file = v; }}},
+      {"--kube-ca-file",
+       {"FILE  CA bundle for the API server (default: service account's)",
+        [](Options& o, std::string_view v) { o.kube_ca_file = v; }}},
+      {"--kube-namespace",
+       {"NS  watch only this namespace (repeatable; default all)",
+        [](Options& o, std::string_view v) { o.kube_namespaces.emplace_back(v); }}},
+      {"--cluster-domain",
+       {"DOMAIN  the cluster's DNS domain (default cluster.local)",
+        [](Options& o, std::string_view v) { o.cluster_domain = v; }}},
       {"--threads",
        {"N  worker threads, each with its own sockets (default 1)",
         [](Options& o, std::string_view v) {

@@ -20,7 +20,7 @@ class Counter {
 };
 
 struct Counters {
-  Counter udp_queries, tcp_queries;
+  Counter udp_queries, stream_queries;  // stream: TCP, or callers in the process
   std::array<Counter, 16> responses_by_rcode;
   Counter cache_hits, cache_misses;
   Counter coalesced;          // misses that joined a query already in flight

@@ -124,7 +124,8 @@ struct Server::Impl {
       table = std::make_unique<k8s::EndpointTable>(
           k8s::TableSettings{.cluster_domain = o.cluster_domain});
       // A Service whose endpoints changed: no cached answer about it may outlive the change.
-      table->set_on_change([c = cache.get()](std::span<const uint8_t> name) { c->erase_subtree(name); });
+      table->set_on_change(
+          [c = cache.get()](std::span<const uint8_t> name) { c->erase_subtree(name); });
       local = std::make_unique<TableAnswerer>(*table);
     }
 
@@ -154,14 +155,14 @@ struct Server::Impl {
       threads.push_back(std::move(t));
     }
     if (table) {
-      watcher = std::make_unique<k8s::Watcher>(
-          &threads[0]->loop,
-          k8s::WatcherSettings{.mode = mode,
-                               .api_url = o.kube_api,
-                               .token_file = o.kube_token_file,
-                               .ca_file = o.kube_ca_file,
-                               .namespaces = o.kube_namespaces},
-          *table);
+      watcher =
+          std::make_unique<k8s::Watcher>(&threads[0]->loop,
+                                         k8s::WatcherSettings{.mode = mode,
+                                                              .api_url = o.kube_api,
+                                                              .token_file = o.kube_token_file,
+                                                              .ca_file = o.kube_ca_file,
+                                                              .namespaces = o.kube_namespaces},
+                                         *table);
       threads[0]->watcher = watcher.get();
       if (!watcher->start()) {
         throw std::invalid_argument("--kube=on: no Kubernetes API server found");

@@ -13,28 +13,28 @@ struct Worker::Waiter {
   uint8_t name[wire::kMaxNameLength];  // the question name as the client cased it
   net::UdpListener* udp = nullptr;
   sockaddr_storage peer{};
-  net::TcpSession* tcp = nullptr;  // holds a reference until answered
+  net::AnswerSink* sink = nullptr;  // holds a reference until answered
 
-  Waiter(const wire::Query& q, const net::ReplyTo& to) : query(q), udp(to.udp), tcp(to.tcp) {
+  Waiter(const wire::Query& q, const net::ReplyTo& to) : query(q), udp(to.udp), sink(to.sink) {
     std::memcpy(name, q.question.name, q.question.name_len);
     query.question.name = name;
     if (to.peer) {
       std::memcpy(&peer, to.peer,
                   to.peer->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
     }
-    if (tcp) tcp->ref();
+    if (sink) sink->ref();
   }
-  Waiter(Waiter&& o) noexcept : query(o.query), udp(o.udp), peer(o.peer), tcp(o.tcp) {
+  Waiter(Waiter&& o) noexcept : query(o.query), udp(o.udp), peer(o.peer), sink(o.sink) {
     std::memcpy(name, o.name, sizeof name);
     query.question.name = name;
-    o.tcp = nullptr;
+    o.sink = nullptr;
   }
   Waiter(const Waiter&) = delete;
   ~Waiter() {
-    if (tcp) tcp->unref();
+    if (sink) sink->unref();
   }
   net::ReplyTo reply_to() const {
-    return {.udp = udp, .peer = reinterpret_cast<const sockaddr*>(&peer), .tcp = tcp};
+    return {.udp = udp, .peer = reinterpret_cast<const sockaddr*>(&peer), .sink = sink};
   }
 };
 
@@ -76,8 +76,8 @@ void Worker::close_listeners() {
 
 void Worker::respond(const net::ReplyTo& to, std::span<const uint8_t> answer) {
   counters_.responses_by_rcode[wire::rcode_of(answer.data())].add();
-  if (to.tcp) {
-    to.tcp->send(answer);
+  if (to.sink) {
+    to.sink->send(answer);
   } else {
     to.udp->send(to.peer, answer);
   }
@@ -89,14 +89,14 @@ void Worker::respond_empty(const wire::Query& q, const net::ReplyTo& to, uint16_
 }
 
 void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
-  (to.tcp ? counters_.tcp_queries : counters_.udp_queries).add();
+  (to.sink ? counters_.stream_queries : counters_.udp_queries).add();
   wire::Query q;
   switch (wire::parse_query(msg, q)) {
     case wire::QueryCheck::kOk:
       break;
     case wire::QueryCheck::kDrop:
       counters_.dropped.add();
-      if (to.tcp) to.tcp->abandon();
+      if (to.sink) to.sink->abandon();
       return;
     case wire::QueryCheck::kFormErr:
       return respond_empty(q, to, wire::kFormErr);
@@ -107,7 +107,7 @@ void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
     case wire::QueryCheck::kRefused:
       return respond_empty(q, to, wire::kRefused);
   }
-  size_t limit = to.tcp ? wire::kMaxMessageSize : q.udp_limit();
+  size_t limit = to.sink ? wire::kMaxMessageSize : q.udp_limit();
 
   if (local_) {
     if (size_t len = local_->answer(q, out_, limit)) return respond(to, {out_.data(), len});
@@ -164,12 +164,12 @@ void Worker::complete(Miss& miss, upstream::Resolution::Result result) {
   }
   for (Waiter& w : miss.waiters) {
     net::ReplyTo to = w.reply_to();
-    if (to.tcp && !to.tcp->open()) continue;
+    if (to.sink && !to.sink->open()) continue;
     if (!ok) {
       respond_empty(w.query, to, wire::kServFail);
       continue;
     }
-    size_t limit = to.tcp ? wire::kMaxMessageSize : w.query.udp_limit();
+    size_t limit = to.sink ? wire::kMaxMessageSize : w.query.udp_limit();
     size_t len =
         wire::render_answer(prepared.wire, prepared.ttl_offsets, 0, 0, w.query, limit, out_);
     respond(to, {out_.data(), len});

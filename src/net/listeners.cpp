@@ -132,9 +132,8 @@ void UdpListener::flush() {
 void UdpListener::close() {
   closed_ = true;
   poll_->data = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) {
-    delete reinterpret_cast<uv_poll_t*>(h);
-  });
+  uv_close(reinterpret_cast<uv_handle_t*>(poll_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
   ::close(fd_);  // uv_poll_t does not own the socket
 }
 
@@ -203,7 +202,7 @@ void TcpSession::on_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf) {
     ++self->outstanding_;
     // Only a complete query resets the idle timer: trickling bytes (slowloris) does not.
     self->restart_idle_timer();
-    ReplyTo reply_to{.tcp = self};
+    ReplyTo reply_to{.sink = self};
     self->listener_->handler_.on_query({&self->inbox_[used + 2], len}, reply_to);
     used += 2 + len;
     if (self->outstanding_ >= self->listener_->settings_.max_pipelined && self->reading_) {

@@ -18,12 +18,26 @@ namespace readyns::net {
 class UdpListener;
 class TcpSession;
 
-// Where an answer goes: a UDP peer through a listener, or a TCP session. Holding a ReplyTo
-// across loop iterations requires TcpSession::ref()/unref() (see core's waiters).
+// A client that takes its answers one at a time and may go away before they come: a TCP session,
+// or a caller inside the process. Whoever keeps one past on_query() holds a reference.
+class AnswerSink {
+ public:
+  virtual void send(std::span<const uint8_t> answer) = 0;
+  // An answer that will never come (the query was dropped).
+  virtual void abandon() = 0;
+  virtual void ref() = 0;
+  virtual void unref() = 0;
+  virtual bool open() const = 0;
+
+ protected:
+  ~AnswerSink() = default;
+};
+
+// Where an answer goes: a UDP peer through a listener, or a sink.
 struct ReplyTo {
   UdpListener* udp = nullptr;
   const sockaddr* peer = nullptr;  // valid only during on_query; copy it to keep it
-  TcpSession* tcp = nullptr;
+  AnswerSink* sink = nullptr;
 };
 
 class QueryHandler {
@@ -84,15 +98,15 @@ class TcpListener {
   std::vector<TcpSession*> sessions_;
 };
 
-class TcpSession {
+class TcpSession final : public AnswerSink {
  public:
   // Queues a length-prefixed answer; ignored once the connection is gone.
-  void send(std::span<const uint8_t> answer);
-  // An answer that will never come (the query was dropped): frees its pipelining slot.
-  void abandon();
-  void ref() { ++refs_; }
-  void unref();
-  bool open() const { return !closing_; }
+  void send(std::span<const uint8_t> answer) override;
+  // Frees the pipelining slot of a query that gets no answer.
+  void abandon() override;
+  void ref() override { ++refs_; }
+  void unref() override;
+  bool open() const override { return !closing_; }
 
  private:
   friend class TcpListener;
