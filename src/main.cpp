@@ -1,4 +1,4 @@
-// The readyns daemon: flags, logging, signals, and the Server.
+// The readyns daemon: flags and config file, logging, signals, and the Server.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "config/cli.hpp"
+#include "config/file.hpp"
 #include "readyns/server.hpp"
 
 namespace {
@@ -22,31 +23,41 @@ void on_signal(int) {
 
 int main(int argc, char** argv) {
   readyns::config::CommandLine cl;
+  readyns::Options options;
   try {
     cl = readyns::config::parse_command_line(argc, argv);
+    if (cl.help) {
+      std::fputs(readyns::config::usage().c_str(), stdout);
+      return 0;
+    }
+    options = readyns::config::effective_options(cl);
   } catch (const readyns::config::UsageError& e) {
     std::fprintf(stderr, "readyns: %s (see --help)\n", e.what());
     return 2;
+  } catch (const readyns::config::ConfigError& e) {
+    std::fprintf(stderr, "readyns: %s\n", e.what());
+    return 2;
   }
-  if (cl.help) {
-    std::fputs(readyns::config::usage().c_str(), stdout);
+  if (cl.check_config) {
+    std::puts("config OK");
     return 0;
   }
 
   auto logger = spdlog::stderr_color_mt("readyns");
   spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(cl.options.log_level));
+  spdlog::set_level(spdlog::level::from_str(options.log_level));
 
   std::signal(SIGPIPE, SIG_IGN);
   try {
-    readyns::Server server(cl.options);
+    readyns::Server server(options);
     g_server = &server;
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
-    spdlog::info("readyns serving on {} with {} thread(s)", cl.options.listen.front(),
-                 cl.options.threads);
+    if (!cl.config_path.empty()) spdlog::info("settings from {}", cl.config_path);
+    spdlog::info("readyns serving on {} with {} thread(s)", options.listen.front(),
+                 options.threads);
     server.run();
     g_server = nullptr;
     spdlog::info("readyns stopped");

@@ -33,6 +33,11 @@ struct Options {
   uint32_t resolve_timeout_ms = 4000;   // whole query: SERVFAIL after this, never silence
   bool randomize_case = false;          // 0x20: random case toward upstreams that preserve it
 
+  // Serve stale (RFC 8767): an expired answer up to stale_max seconds old is served (TTL 30)
+  // when every upstream fails, or after stale_answer_timeout_ms without an answer.
+  uint32_t stale_max = 86400;
+  uint32_t stale_answer_timeout_ms = 1800;
+
   // Client TCP (RFC 7766).
   uint32_t tcp_idle_timeout_ms = 10000;
   unsigned tcp_max_connections = 1000;

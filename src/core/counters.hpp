@@ -27,6 +27,8 @@ struct Counters {
   Counter upstream_queries;   // resolutions started
   Counter upstream_failures;  // resolutions that ended in SERVFAIL
   Counter dropped;            // queries dropped: QR set, too short, over a limit
+  Counter stale_answers;      // RFC 8767 answers served from expired entries
+  Counter prefetches;         // refreshes started before expiry
 };
 
 }  // namespace readyns::core

@@ -90,6 +90,7 @@ struct Server::Impl {
   Options options;
   std::atomic<bool> stopping{false};
   std::unique_ptr<cache::Cache> cache;
+  core::Mesh mesh;
   std::unique_ptr<k8s::EndpointTable> table;
   std::unique_ptr<TableAnswerer> local;
   std::unique_ptr<k8s::Watcher> watcher;  // on the first worker's loop
@@ -109,11 +110,13 @@ struct Server::Impl {
                       .resolve_timeout_ms = o.resolve_timeout_ms,
                       .randomize_case = o.randomize_case},
         .zones = zones_from(o),
+        .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
     };
     net::TcpSettings tcp{.idle_timeout_ms = o.tcp_idle_timeout_ms,
                          .max_connections = o.tcp_max_connections,
                          .max_pipelined = o.tcp_max_pipelined};
-    cache = std::make_unique<cache::Cache>(cache::Settings{.max_entries = o.cache_size});
+    cache = std::make_unique<cache::Cache>(
+        cache::Settings{.max_entries = o.cache_size, .stale_max = o.stale_max});
     k8s::Mode mode = kube_mode(o.kube);
     if (mode != k8s::Mode::kOff) {
       uint8_t domain[wire::kMaxNameLength];
@@ -134,8 +137,8 @@ struct Server::Impl {
       uv_loop_init(&t->loop);
       t->transport = std::make_unique<net::UvTransport>(
           &t->loop, net::UvTransportSettings{.tcp_idle_timeout_ms = o.tcp_idle_timeout_ms});
-      t->worker =
-          std::make_unique<core::Worker>(&t->loop, settings, *cache, *t->transport, nullptr);
+      t->worker = std::make_unique<core::Worker>(&t->loop, settings, *cache, mesh, *t->transport,
+                                                 local.get());
       std::vector<int> udp_fds, tcp_fds;
       for (const net::Address& a : listen) {
         for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
@@ -194,6 +197,7 @@ struct Server::Impl {
     Thread& t = *static_cast<Thread*>(timer->data);
     if (t.worker->in_flight() > 0 && uv_now(&t.loop) - t.drain_started < kDrainDeadlineMs) return;
     uv_close(reinterpret_cast<uv_handle_t*>(&t.drain_timer), nullptr);
+    t.worker->close();
     t.transport->close();
   }
 
@@ -202,6 +206,7 @@ struct Server::Impl {
     t.worker->close_listeners();
     uv_close(reinterpret_cast<uv_handle_t*>(&t.stop_async), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&t.drain_timer), nullptr);
+    t.worker->close();
     t.transport->close();
   }
 };

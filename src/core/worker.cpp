@@ -14,6 +14,7 @@ struct Worker::Waiter {
   net::UdpListener* udp = nullptr;
   sockaddr_storage peer{};
   net::AnswerSink* sink = nullptr;  // holds a reference until answered
+  uint64_t stale_after_ms = 0;      // non-zero: a stale answer may go out from then on
 
   Waiter(const wire::Query& q, const net::ReplyTo& to) : query(q), udp(to.udp), sink(to.sink) {
     std::memcpy(name, q.question.name, q.question.name_len);
@@ -24,12 +25,24 @@ struct Worker::Waiter {
     }
     if (sink) sink->ref();
   }
-  Waiter(Waiter&& o) noexcept : query(o.query), udp(o.udp), peer(o.peer), sink(o.sink) {
+  Waiter(Waiter&& o) noexcept
+      : query(o.query), udp(o.udp), peer(o.peer), sink(o.sink), stale_after_ms(o.stale_after_ms) {
     std::memcpy(name, o.name, sizeof name);
     query.question.name = name;
     o.sink = nullptr;
   }
   Waiter(const Waiter&) = delete;
+  Waiter& operator=(Waiter&& o) noexcept {
+    std::swap(query, o.query);
+    std::swap(name, o.name);
+    query.question.name = name;
+    o.query.question.name = o.name;
+    std::swap(udp, o.udp);
+    std::swap(peer, o.peer);
+    std::swap(sink, o.sink);
+    std::swap(stale_after_ms, o.stale_after_ms);
+    return *this;
+  }
   ~Waiter() {
     if (sink) sink->unref();
   }
@@ -44,23 +57,50 @@ struct Worker::Miss final : upstream::Resolution {
   std::string key;  // question bytes, then the DO bit
   uint64_t hash;
   std::vector<Waiter> waiters;
+  bool leading = false;   // this worker resolves it; otherwise another worker's outcome comes
+  bool prefetch = false;  // started by a hit to refresh the entry, not by a miss
+
+  cache::Key cache_key() const {
+    return {reinterpret_cast<const uint8_t*>(key.data()), uint16_t(key.size() - 1),
+            key.back() == '1', hash};
+  }
 
   Miss(Worker* w, std::string k, uint64_t h) : worker(w), key(std::move(k)), hash(h) {}
   void on_resolved(Result result) override { worker->complete(*this, result); }
 };
 
-Worker::Worker(uv_loop_t* loop, WorkerSettings settings, cache::Cache& cache,
+Worker::Worker(uv_loop_t* loop, WorkerSettings settings, cache::Cache& cache, Mesh& mesh,
                upstream::Transport& transport, const LocalAnswerer* local)
     : loop_(loop),
       settings_(std::move(settings)),
       cache_(cache),
+      mesh_(mesh),
       transport_(transport),
       forwarder_(settings_.forwarder, settings_.zones, transport),
       local_(local),
-      out_(wire::kMaxMessageSize) {}
+      out_(wire::kMaxMessageSize),
+      stale_timer_(new uv_timer_t),
+      mailbox_async_(new uv_async_t) {
+  uv_timer_init(loop_, stale_timer_);
+  stale_timer_->data = this;
+  uv_async_init(loop_, mailbox_async_,
+                [](uv_async_t* a) { static_cast<Worker*>(a->data)->drain_mailbox(); });
+  mailbox_async_->data = this;
+}
 
 Worker::~Worker() {
+  close();
   for (auto& [key, miss] : in_flight_) delete miss;
+}
+
+void Worker::close() {
+  if (closed_) return;
+  closed_ = true;
+  mesh_.leave(this);
+  uv_close(reinterpret_cast<uv_handle_t*>(stale_timer_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  uv_close(reinterpret_cast<uv_handle_t*>(mailbox_async_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
 }
 
 void Worker::add_listeners(const std::vector<int>& udp_fds, const std::vector<int>& tcp_fds,
@@ -116,63 +156,151 @@ void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
   uint8_t key_bytes[cache::kMaxKeySize];
   cache::Key key = cache::make_key(q.question, q.edns.do_bit, key_bytes);
   size_t len = 0;
+  bool refresh = false;
   cache::Found found = cache_.find(key, now_seconds(), [&](const cache::EntryView& e) {
     len = wire::render_answer(e.wire, e.ttl_offsets, e.elapsed, 0, q, limit, out_);
+    refresh = e.ttl >= 10 && uint64_t(e.elapsed) * 10 >= uint64_t(e.ttl) * 9;
   });
   if (found == cache::Found::kFresh && len) {
     counters_.cache_hits.add();
-    return respond(to, {out_.data(), len});
+    respond(to, {out_.data(), len});
+    if (refresh && prefetches_ < settings_.max_prefetches) {
+      std::string mesh_key(reinterpret_cast<const char*>(key.question), key.len);
+      mesh_key.push_back(key.do_bit ? '1' : '0');
+      if (!in_flight_.count(mesh_key)) {
+        if (Miss* miss = start_miss(key, std::move(mesh_key))) {
+          miss->prefetch = true;
+          ++prefetches_;
+          counters_.prefetches.add();
+        }
+      }
+    }
+    return;
   }
   counters_.cache_misses.add();
 
   std::string mesh_key(reinterpret_cast<const char*>(key.question), key.len);
   mesh_key.push_back(key.do_bit ? '1' : '0');
-  auto [it, fresh] = in_flight_.try_emplace(std::move(mesh_key), nullptr);
-  if (!fresh) {
-    if (it->second->waiters.size() >= settings_.max_waiters_per_miss) {
+  Miss* miss;
+  if (auto it = in_flight_.find(mesh_key); it != in_flight_.end()) {
+    miss = it->second;
+    if (miss->waiters.size() >= settings_.max_waiters_per_miss) {
       return respond_empty(q, to, wire::kServFail);
     }
     counters_.coalesced.add();
-    it->second->waiters.emplace_back(q, to);
-    return;
-  }
-  if (in_flight_.size() > settings_.max_in_flight) {
-    in_flight_.erase(it);
+  } else if (in_flight_.size() >= settings_.max_in_flight) {
     return respond_empty(q, to, wire::kServFail);
+  } else {
+    miss = start_miss(key, std::move(mesh_key));
   }
-  Miss* miss = new Miss(this, it->first, key.hash);
-  it->second = miss;
-  miss->waiters.emplace_back(q, to);
-  counters_.upstream_queries.add();
-  forwarder_.resolve({key.question, key.len}, key.do_bit, *miss);
+  Waiter& w = miss->waiters.emplace_back(q, to);
+  if (found == cache::Found::kStale && settings_.stale_answer_timeout_ms > 0) {
+    w.stale_after_ms = transport_.now_ms() + settings_.stale_answer_timeout_ms;
+    if (stale_waiters_++ == 0) {
+      uv_timer_start(
+          stale_timer_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_stale_tick(); }, 100,
+          100);
+    }
+  }
+}
+
+Worker::Miss* Worker::start_miss(const cache::Key& key, std::string mesh_key) {
+  auto* miss = new Miss(this, mesh_key, key.hash);
+  in_flight_.emplace(std::move(mesh_key), miss);
+  miss->leading = mesh_.join(miss->key, this);
+  if (miss->leading) {
+    counters_.upstream_queries.add();
+    forwarder_.resolve({key.question, key.len}, key.do_bit, *miss);
+  } else {
+    counters_.coalesced.add();  // another worker is already asking upstream
+  }
+  return miss;
 }
 
 void Worker::complete(Miss& miss, upstream::Resolution::Result result) {
-  in_flight_.erase(miss.key);
-  std::unique_ptr<Miss> owned(&miss);
-
-  wire::PreparedAnswer prepared;
+  auto prepared = std::make_shared<wire::PreparedAnswer>();
   bool ok = !result.reply.empty() &&
-            wire::prepare_answer(result.reply, settings_.ttl, result.zone, prepared);
+            wire::prepare_answer(result.reply, settings_.ttl, result.zone, *prepared);
   if (!ok) {
     counters_.upstream_failures.add();
     if (!result.reply.empty()) spdlog::debug("malformed answer from upstream: SERVFAIL");
-  } else if (prepared.ttl > 0) {
-    cache::Key key{reinterpret_cast<const uint8_t*>(miss.key.data()), uint16_t(miss.key.size() - 1),
-                   miss.key.back() == '1', miss.hash};
-    cache_.insert(key, now_seconds(), prepared.ttl, prepared.wire, prepared.ttl_offsets);
+  } else if (prepared->ttl > 0) {
+    cache_.insert(miss.cache_key(), now_seconds(), prepared->ttl, prepared->wire,
+                  prepared->ttl_offsets);
   }
+  Outcome outcome = ok ? Outcome(std::move(prepared)) : nullptr;
+  mesh_.finish(miss.key, this, outcome);
+  answer_waiters(miss, outcome);
+}
+
+void Worker::answer_waiters(Miss& miss, const Outcome& outcome) {
+  in_flight_.erase(miss.key);
+  std::unique_ptr<Miss> owned(&miss);
+  if (miss.prefetch) --prefetches_;
   for (Waiter& w : miss.waiters) {
+    if (w.stale_after_ms) --stale_waiters_;
     net::ReplyTo to = w.reply_to();
     if (to.sink && !to.sink->open()) continue;
-    if (!ok) {
-      respond_empty(w.query, to, wire::kServFail);
+    if (!outcome) {
+      // RFC 8767: when upstream fails, an expired answer beats SERVFAIL.
+      if (!(w.stale_after_ms && answer_stale(miss, w))) respond_empty(w.query, to, wire::kServFail);
       continue;
     }
     size_t limit = to.sink ? wire::kMaxMessageSize : w.query.udp_limit();
     size_t len =
-        wire::render_answer(prepared.wire, prepared.ttl_offsets, 0, 0, w.query, limit, out_);
+        wire::render_answer(outcome->wire, outcome->ttl_offsets, 0, 0, w.query, limit, out_);
     respond(to, {out_.data(), len});
+  }
+  if (stale_waiters_ == 0 && !closed_) uv_timer_stop(stale_timer_);
+}
+
+bool Worker::answer_stale(const Miss& miss, const Waiter& w) {
+  constexpr uint32_t kStaleTtl = 30;  // RFC 8767 4
+  net::ReplyTo to = w.reply_to();
+  size_t limit = to.sink ? wire::kMaxMessageSize : w.query.udp_limit();
+  size_t len = 0;
+  cache_.find(miss.cache_key(), now_seconds(), [&](const cache::EntryView& e) {
+    len = wire::render_answer(e.wire, e.ttl_offsets, e.elapsed, kStaleTtl, w.query, limit, out_);
+  });
+  if (len == 0) return false;
+  counters_.stale_answers.add();
+  respond(to, {out_.data(), len});
+  return true;
+}
+
+void Worker::on_stale_tick() {
+  uint64_t now = transport_.now_ms();
+  for (auto& [key, miss] : in_flight_) {
+    auto& waiters = miss->waiters;
+    for (size_t i = 0; i < waiters.size();) {
+      Waiter& w = waiters[i];
+      if (w.stale_after_ms && w.stale_after_ms <= now && answer_stale(*miss, w)) {
+        --stale_waiters_;
+        std::swap(w, waiters.back());  // answered: the refresh goes on without it
+        waiters.pop_back();
+      } else {
+        ++i;
+      }
+    }
+  }
+  if (stale_waiters_ == 0) uv_timer_stop(stale_timer_);
+}
+
+void Worker::post(const std::string& key, Outcome outcome) {
+  std::lock_guard lock(mailbox_mutex_);
+  mailbox_.emplace_back(key, std::move(outcome));
+  uv_async_send(mailbox_async_);
+}
+
+void Worker::drain_mailbox() {
+  std::vector<std::pair<std::string, Outcome>> arrived;
+  {
+    std::lock_guard lock(mailbox_mutex_);
+    arrived.swap(mailbox_);
+  }
+  for (auto& [key, outcome] : arrived) {
+    auto it = in_flight_.find(key);
+    if (it != in_flight_.end() && !it->second->leading) answer_waiters(*it->second, outcome);
   }
 }
 

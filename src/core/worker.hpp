@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -12,6 +13,7 @@
 
 #include "cache/cache.hpp"
 #include "core/counters.hpp"
+#include "core/mesh.hpp"
 #include "net/listeners.hpp"
 #include "upstream/forwarder.hpp"
 #include "wire/answer.hpp"
@@ -33,13 +35,21 @@ struct WorkerSettings {
   std::vector<upstream::ZoneServers> zones;
   size_t max_in_flight = 10000;        // distinct misses upstream at once; beyond: SERVFAIL
   size_t max_waiters_per_miss = 1000;  // clients coalesced onto one miss
+  // RFC 8767: with a stale entry in the cache, a client waits at most this long for upstream
+  // before it gets the stale answer (TTL 30); 0 disables serving stale.
+  uint32_t stale_answer_timeout_ms = 1800;
+  // Unbound's prefetch: a hit in the last tenth of an entry's TTL refreshes it in the
+  // background, at most this many refreshes in flight (so it cannot amplify load).
+  size_t max_prefetches = 64;
 };
 
-class Worker final : public net::QueryHandler {
+class Worker final : public net::QueryHandler, private Mesh::Member {
  public:
-  Worker(uv_loop_t* loop, WorkerSettings settings, cache::Cache& cache,
+  Worker(uv_loop_t* loop, WorkerSettings settings, cache::Cache& cache, Mesh& mesh,
          upstream::Transport& transport, const LocalAnswerer* local);
   ~Worker();
+  // Leaves the mesh and closes the worker's own handles; the loop must run afterwards.
+  void close();
 
   // Serves queries arriving on these bound sockets.
   void add_listeners(const std::vector<int>& udp_fds, const std::vector<int>& tcp_fds,
@@ -57,12 +67,21 @@ class Worker final : public net::QueryHandler {
   struct Miss;
   void respond(const net::ReplyTo& to, std::span<const uint8_t> answer);
   void respond_empty(const wire::Query& q, const net::ReplyTo& to, uint16_t rcode);
+  // Starts a miss for `key` (leading it or following another worker's flight).
+  Miss* start_miss(const cache::Key& key, std::string mesh_key);
   void complete(Miss& miss, upstream::Resolution::Result result);
+  void answer_waiters(Miss& miss, const Outcome& outcome);
+  // Answers `w` from the stale entry of `miss`; false if the cache no longer has it.
+  bool answer_stale(const Miss& miss, const Waiter& w);
+  void post(const std::string& key, Outcome outcome) override;
+  void drain_mailbox();
+  void on_stale_tick();
   uint32_t now_seconds() const { return uint32_t(transport_.now_ms() / 1000); }
 
   uv_loop_t* loop_;
   WorkerSettings settings_;
   cache::Cache& cache_;
+  Mesh& mesh_;
   upstream::Transport& transport_;
   upstream::Forwarder forwarder_;
   const LocalAnswerer* local_;
@@ -70,6 +89,14 @@ class Worker final : public net::QueryHandler {
   std::vector<std::unique_ptr<net::TcpListener>> tcp_;
   std::unordered_map<std::string, Miss*> in_flight_;  // the mesh: one upstream query per key
   std::vector<uint8_t> out_;                          // answers are rendered here
+  size_t prefetches_ = 0;
+  size_t stale_waiters_ = 0;
+  uv_timer_t* stale_timer_;
+  // Outcomes of flights other workers led, posted from their threads.
+  std::mutex mailbox_mutex_;
+  std::vector<std::pair<std::string, Outcome>> mailbox_;
+  uv_async_t* mailbox_async_;
+  bool closed_ = false;
   Counters counters_;
 };
 

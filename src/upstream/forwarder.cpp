@@ -63,6 +63,8 @@ Forwarder::Forwarder(ForwarderSettings settings, const std::vector<ZoneServers>&
                    [](const Zone& a, const Zone& b) { return a.name.size() > b.name.size(); });
 }
 
+Forwarder::~Forwarder() = default;
+
 const Zone* Forwarder::zone_for(std::span<const uint8_t> name) const {
   for (const Zone& z : zones_) {
     if (wire::name_in_zone(name.data(), name.size(), z.name.data(), z.name.size())) return &z;
@@ -70,16 +72,78 @@ const Zone* Forwarder::zone_for(std::span<const uint8_t> name) const {
   return nullptr;
 }
 
-void Forwarder::order_servers(const Zone& zone, std::vector<ServerState*>& out) const {
+// A health probe: the zone's SOA, asked of a server that failed, once its back-off is over.
+class Forwarder::Probe final : public Exchange {
+ public:
+  Probe(Forwarder& forwarder, ServerState& server, const Zone& zone)
+      : forwarder_(forwarder), server_(server) {
+    query_.assign(wire::kHeaderSize, 0);
+    query_[2] = wire::kFlagRd;
+    wire::put16(&query_[4], 1);
+    query_.insert(query_.end(), zone.name.begin(), zone.name.end());
+    query_.resize(query_.size() + 4);
+    wire::put16(&query_[query_.size() - 4], wire::kTypeSoa);
+    wire::put16(&query_[query_.size() - 2], wire::kClassIn);
+    zone_len_ = zone.name.size();
+  }
+  void send() {
+    server_.probing = true;
+    forwarder_.transport_.send(server_.address, Protocol::kUdp, query_,
+                               forwarder_.settings_.attempt_timeout_ms, this);
+  }
+
+ private:
+  bool on_reply(uint16_t id, std::span<const uint8_t> reply) override {
+    // Any well-formed answer to our question, even REFUSED, shows the server is back.
+    if (wire::check_reply(reply, id, &query_[wire::kHeaderSize], zone_len_, wire::kTypeSoa,
+                          wire::kClassIn, false) == wire::ReplyCheck::kMismatch) {
+      return false;
+    }
+    server_.probing = false;
+    server_.consecutive_failures = 0;
+    server_.avoid_until_ms = 0;
+    return true;
+  }
+  void on_failure(Failure) override {
+    server_.probing = false;
+    ++server_.probe_failures;
+    forwarder_.record_failure(server_);
+  }
+
+  Forwarder& forwarder_;
+  ServerState& server_;
+  std::vector<uint8_t> query_;
+  size_t zone_len_;
+};
+
+void Forwarder::order_servers(const Zone& zone, std::vector<ServerState*>& out) {
   // Healthy servers first, fastest first; a server that never answered counts as fast so it
   // gets tried. Failing servers follow, so with nothing else left they still get a chance.
   uint64_t now = transport_.now_ms();
+  for (ServerState* s : zone.servers) {
+    if (s->consecutive_failures > 0 && !s->probing && s->avoid_until_ms <= now) probe(*s, zone);
+  }
   out = zone.servers;
   std::stable_sort(out.begin(), out.end(), [now](const ServerState* a, const ServerState* b) {
-    bool a_avoided = a->avoid_until_ms > now, b_avoided = b->avoid_until_ms > now;
+    bool a_avoided = a->avoided(now), b_avoided = b->avoided(now);
     if (a_avoided != b_avoided) return b_avoided;
     return a->srtt_ms < b->srtt_ms;
   });
+}
+
+void Forwarder::probe(ServerState& server, const Zone& zone) {
+  size_t index = size_t(std::find_if(servers_.begin(), servers_.end(),
+                                     [&](const auto& s) { return s.get() == &server; }) -
+                        servers_.begin());
+  if (probes_.size() < servers_.size()) probes_.resize(servers_.size());
+  if (!probes_[index]) probes_[index] = std::make_unique<Probe>(*this, server, zone);
+  probes_[index]->send();
+}
+
+void Forwarder::record_failure(ServerState& server) {
+  ++server.failures;
+  uint32_t n = std::min<uint32_t>(++server.consecutive_failures, 10);
+  server.avoid_until_ms = transport_.now_ms() + std::min<uint64_t>(uint64_t(500) << n, kMaxAvoidMs);
 }
 
 uint32_t Forwarder::attempt_timeout(const ServerState& s) const {
@@ -156,17 +220,16 @@ bool Resolution::on_reply(uint16_t id, std::span<const uint8_t> reply) {
     }
     return true;
   }
-  server_->consecutive_failures = 0;
-  server_->avoid_until_ms = 0;
+  if (!server_->probing) {
+    server_->consecutive_failures = 0;
+    server_->avoid_until_ms = 0;
+  }
   on_resolved({reply, zone_->name});
   return true;
 }
 
 void Resolution::on_failure(Failure) {
-  ++server_->failures;
-  uint32_t n = std::min<uint32_t>(++server_->consecutive_failures, 10);
-  uint64_t avoid = std::min<uint64_t>(uint64_t(500) << n, kMaxAvoidMs);
-  server_->avoid_until_ms = forwarder_->transport_.now_ms() + avoid;
+  forwarder_->record_failure(*server_);
   next_attempt();
 }
 

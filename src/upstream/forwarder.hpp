@@ -35,7 +35,12 @@ struct ServerState {
   uint32_t srtt_ms = 0;  // smoothed RTT; 0 until the first answer
   uint32_t consecutive_failures = 0;
   uint64_t avoid_until_ms = 0;  // after failures, other servers go first until then
-  uint64_t queries = 0, failures = 0;
+  bool probing = false;         // a probe is out: it must answer before traffic comes back
+  uint64_t queries = 0, failures = 0, probe_failures = 0;
+
+  bool avoided(uint64_t now) const {
+    return consecutive_failures > 0 && (probing || avoid_until_ms > now);
+  }
 };
 
 struct Zone {
@@ -78,6 +83,7 @@ class Forwarder {
  public:
   Forwarder(ForwarderSettings settings, const std::vector<ZoneServers>& zones,
             Transport& transport);
+  ~Forwarder();
 
   // Starts resolving `question` (lower-cased wire name, type, class) for `r`.
   void resolve(std::span<const uint8_t> question, bool do_bit, Resolution& r);
@@ -88,13 +94,18 @@ class Forwarder {
 
  private:
   friend class Resolution;
-  void order_servers(const Zone& zone, std::vector<ServerState*>& out) const;
+  class Probe;
+  void order_servers(const Zone& zone, std::vector<ServerState*>& out);
+  // After its back-off, a failed server is asked for its zone's SOA before it gets traffic.
+  void probe(ServerState& server, const Zone& zone);
+  void record_failure(ServerState& server);
   uint32_t attempt_timeout(const ServerState& s) const;
 
   ForwarderSettings settings_;
   Transport& transport_;
   std::vector<std::unique_ptr<ServerState>> servers_;
   std::vector<Zone> zones_;  // longest first
+  std::vector<std::unique_ptr<Probe>> probes_;
 };
 
 }  // namespace readyns::upstream

@@ -1,5 +1,5 @@
 // What readyns accepts: its flags (as the manifests pass them) and its YAML config file.
-// The flags are those of src/config/cli.cpp plus the planned ones below, so a manifest may use a
+// The flags are those named in src/config/*.cpp plus the planned ones below, so a manifest may use a
 // flag before it lands, but not a misspelt one.
 import fs from "node:fs";
 import path from "node:path";
@@ -16,9 +16,12 @@ const KUBE_MODES = ["off", "auto", "on"];
 
 export function knownFlags(repoRoot) {
   const flags = new Set(PLANNED_FLAGS);
-  const cli = path.join(repoRoot, "src", "config", "cli.cpp");
-  if (fs.existsSync(cli)) {
-    for (const m of fs.readFileSync(cli, "utf8").matchAll(/\{"(--[a-z0-9-]+)"/g)) flags.add(m[1]);
+  // Every flag named as a string literal in src/config (the flag table lives there).
+  const dir = path.join(repoRoot, "src", "config");
+  for (const file of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    if (!file.endsWith(".cpp")) continue;
+    const text = fs.readFileSync(path.join(dir, file), "utf8");
+    for (const m of text.matchAll(/"(--[a-z0-9-]+)"/g)) flags.add(m[1]);
   }
   return flags;
 }

@@ -1,0 +1,2 @@
+// Unit tests for src/config.
+#include <catch2/catch.hpp>
