@@ -19,6 +19,11 @@ void on_signal(int) {
   if (g_server) g_server->stop();
 }
 
+// request_reload() is a uv_async_send too; the re-reading happens on the server's loop.
+void on_hangup(int) {
+  if (g_server) g_server->request_reload();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -55,6 +60,19 @@ int main(int argc, char** argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
+    // SIGHUP: read the config file again and apply it; a bad one is refused, the old kept.
+    server.on_reload_request([&server, &cl] {
+      try {
+        server.reload(readyns::config::effective_options(cl));
+        spdlog::info("reloaded settings{}",
+                     cl.config_path.empty() ? "" : " from " + cl.config_path);
+      } catch (const std::exception& e) {
+        spdlog::error("reload refused, keeping the running settings: {}", e.what());
+      }
+    });
+    struct sigaction hup {};
+    hup.sa_handler = on_hangup;
+    sigaction(SIGHUP, &hup, nullptr);
     if (!cl.config_path.empty()) spdlog::info("settings from {}", cl.config_path);
     spdlog::info("readyns serving on {} with {} thread(s)", options.listen.front(),
                  options.threads);

@@ -13,14 +13,14 @@ namespace readyns {
 
 // A zone sent to its own upstreams; the longest matching zone wins, "." is the default.
 struct ForwardZone {
-  std::string zone;
-  std::vector<std::string> upstreams;
+  std::string zone{};
+  std::vector<std::string> upstreams{};
 };
 
 struct Options {
   std::vector<std::string> listen = {"127.0.0.1:53"};
-  std::vector<std::string> upstreams;  // the default zone "."
-  std::vector<ForwardZone> forward;
+  std::vector<std::string> upstreams{};  // the default zone "."
+  std::vector<ForwardZone> forward{};
 
   // Cache: sizes and TTL clamps (defaults as NodeLocal DNSCache: success <= 30 s, denial <= 5 s).
   size_t cache_size = 100000;
@@ -44,11 +44,11 @@ struct Options {
   unsigned tcp_max_pipelined = 100;  // unanswered queries per connection
 
   // Kubernetes: headless Services answered from the EndpointSlice API (ready endpoints only).
-  std::string kube = "auto";       // off | auto (when an API server is found) | on (required)
-  std::string kube_api;            // "https://host:port"; empty: in-pod service environment
-  std::string kube_token_file;     // empty: the service account's token in a pod
-  std::string kube_ca_file;        // empty: the service account's CA in a pod
-  std::vector<std::string> kube_namespaces;  // empty: all namespaces
+  std::string kube = "auto";      // off | auto (when an API server is found) | on (required)
+  std::string kube_api{};         // "https://host:port"; empty: in-pod service environment
+  std::string kube_token_file{};  // empty: the service account's token in a pod
+  std::string kube_ca_file{};     // empty: the service account's CA in a pod
+  std::vector<std::string> kube_namespaces{};  // empty: all namespaces
   std::string cluster_domain = "cluster.local";
 
   unsigned threads = 1;

@@ -5,6 +5,7 @@
 //   server.run();  // until server.stop() from a signal handler or another thread
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "readyns/options.hpp"
@@ -22,8 +23,19 @@ class Server {
 
   // Serves until stop(); returns once every loop has finished.
   void run();
-  // Asks run() to return; safe from any thread and from signal handlers' loop callbacks.
+  // Asks run() to return after answering what is in flight (up to 1.5 s); safe from any thread
+  // and from signal handlers.
   void stop();
+
+  // Applies new options without dropping the cache or queries in flight: upstreams and zones,
+  // TTL clamps, timeouts, 0x20, log level. listen, threads, cache and kube settings need a
+  // restart (a warning says so). Throws std::invalid_argument naming a bad setting, and the old
+  // settings keep serving. Safe from any thread.
+  void reload(const Options& options);
+  // `handler` runs on the server's first loop whenever request_reload() is called.
+  void on_reload_request(std::function<void()> handler);
+  // Safe from signal handlers (SIGHUP).
+  void request_reload();
 
  private:
   struct Impl;

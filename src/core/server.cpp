@@ -7,6 +7,9 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -73,6 +76,19 @@ class TableAnswerer final : public core::LocalAnswerer {
   const k8s::EndpointTable& table_;
 };
 
+// What a worker needs from the options; throws std::invalid_argument naming a bad setting.
+core::WorkerSettings worker_settings(const Options& o) {
+  if (o.max_ttl < o.min_ttl) throw std::invalid_argument("--max-ttl: below --min-ttl");
+  return {
+      .ttl = {.min_ttl = o.min_ttl, .max_ttl = o.max_ttl, .neg_ttl = o.neg_ttl},
+      .forwarder = {.attempt_timeout_ms = o.upstream_timeout_ms,
+                    .resolve_timeout_ms = o.resolve_timeout_ms,
+                    .randomize_case = o.randomize_case},
+      .zones = zones_from(o),
+      .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
+  };
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -83,12 +99,18 @@ struct Server::Impl {
     uv_async_t stop_async;
     uv_timer_t drain_timer;
     uint64_t drain_started = 0;
-    k8s::Watcher* watcher = nullptr;  // the first thread's loop runs it
+    k8s::Watcher* watcher = nullptr;       // the first thread's loop runs it
+    uv_async_t* reload_request = nullptr;  // likewise
+    uv_async_t reconfigure_async;          // new settings from reload(), applied on this loop
+    std::mutex reconfigure_mutex;
+    std::optional<core::WorkerSettings> new_settings;
     std::thread thread;
   };
 
   Options options;
   std::atomic<bool> stopping{false};
+  uv_async_t reload_request;  // on the first loop: runs reload_handler
+  std::function<void()> reload_handler;
   std::unique_ptr<cache::Cache> cache;
   core::Mesh mesh;
   std::unique_ptr<k8s::EndpointTable> table;
@@ -104,14 +126,7 @@ struct Server::Impl {
     if (o.cache_size == 0) throw std::invalid_argument("--cache-size: must be at least 1");
     if (o.threads == 0 || o.threads > 256) throw std::invalid_argument("--threads: 1 to 256");
 
-    core::WorkerSettings settings{
-        .ttl = {.min_ttl = o.min_ttl, .max_ttl = o.max_ttl, .neg_ttl = o.neg_ttl},
-        .forwarder = {.attempt_timeout_ms = o.upstream_timeout_ms,
-                      .resolve_timeout_ms = o.resolve_timeout_ms,
-                      .randomize_case = o.randomize_case},
-        .zones = zones_from(o),
-        .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
-    };
+    core::WorkerSettings settings = worker_settings(o);
     net::TcpSettings tcp{.idle_timeout_ms = o.tcp_idle_timeout_ms,
                          .max_connections = o.tcp_max_connections,
                          .max_pipelined = o.tcp_max_pipelined};
@@ -151,12 +166,28 @@ struct Server::Impl {
         }
       }
       t->worker->add_listeners(udp_fds, tcp_fds, tcp);
+      uv_async_init(&t->loop, &t->reconfigure_async, [](uv_async_t* a) {
+        Thread& th = *static_cast<Thread*>(a->data);
+        std::optional<core::WorkerSettings> s;
+        {
+          std::lock_guard lock(th.reconfigure_mutex);
+          s.swap(th.new_settings);
+        }
+        if (s) th.worker->reconfigure(std::move(*s));
+      });
+      t->reconfigure_async.data = t.get();
       uv_async_init(&t->loop, &t->stop_async, on_stop);
       t->stop_async.data = t.get();
       uv_timer_init(&t->loop, &t->drain_timer);
       t->drain_timer.data = t.get();
       threads.push_back(std::move(t));
     }
+    uv_async_init(&threads[0]->loop, &reload_request, [](uv_async_t* a) {
+      auto* impl = static_cast<Impl*>(a->data);
+      if (impl->reload_handler) impl->reload_handler();
+    });
+    reload_request.data = this;
+    threads[0]->reload_request = &reload_request;
     if (table) {
       watcher =
           std::make_unique<k8s::Watcher>(&threads[0]->loop,
@@ -188,7 +219,7 @@ struct Server::Impl {
     Thread& t = *static_cast<Thread*>(async->data);
     if (t.watcher) std::exchange(t.watcher, nullptr)->stop([] {});
     t.worker->close_listeners();
-    uv_close(reinterpret_cast<uv_handle_t*>(&t.stop_async), nullptr);
+    close_control_handles(t);
     t.drain_started = uv_now(&t.loop);
     uv_timer_start(&t.drain_timer, on_drain_tick, 0, kDrainPollMs);
   }
@@ -201,10 +232,17 @@ struct Server::Impl {
     t.transport->close();
   }
 
+  // The asyncs that steer a thread; the first thread also holds the reload request.
+  static void close_control_handles(Thread& t) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&t.stop_async), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&t.reconfigure_async), nullptr);
+    if (t.reload_request) uv_close(reinterpret_cast<uv_handle_t*>(t.reload_request), nullptr);
+  }
+
   static void stop_now(Thread& t) {
     if (t.watcher) std::exchange(t.watcher, nullptr)->stop([] {});
     t.worker->close_listeners();
-    uv_close(reinterpret_cast<uv_handle_t*>(&t.stop_async), nullptr);
+    close_control_handles(t);
     uv_close(reinterpret_cast<uv_handle_t*>(&t.drain_timer), nullptr);
     t.worker->close();
     t.transport->close();
@@ -221,6 +259,38 @@ void Server::run() {
   }
   uv_run(&threads[0]->loop, UV_RUN_DEFAULT);
   for (size_t i = 1; i < threads.size(); ++i) threads[i]->thread.join();
+}
+
+void Server::reload(const Options& options) {
+  const Options& old = impl_->options;
+  core::WorkerSettings settings = worker_settings(options);  // throws: the old ones stay
+  auto ignored = [](const char* what) {
+    spdlog::warn("reload: {} changes need a restart; keeping the running value", what);
+  };
+  if (options.listen != old.listen) ignored("listen");
+  if (options.threads != old.threads) ignored("threads");
+  if (options.cache_size != old.cache_size || options.stale_max != old.stale_max) ignored("cache");
+  if (options.kube != old.kube || options.kube_api != old.kube_api ||
+      options.kube_namespaces != old.kube_namespaces ||
+      options.cluster_domain != old.cluster_domain) {
+    ignored("kube");
+  }
+  for (auto& t : impl_->threads) {
+    {
+      std::lock_guard lock(t->reconfigure_mutex);
+      t->new_settings = settings;
+    }
+    uv_async_send(&t->reconfigure_async);
+  }
+  spdlog::set_level(spdlog::level::from_str(options.log_level));
+}
+
+void Server::on_reload_request(std::function<void()> handler) {
+  impl_->reload_handler = std::move(handler);
+}
+
+void Server::request_reload() {
+  uv_async_send(&impl_->reload_request);
 }
 
 void Server::stop() {

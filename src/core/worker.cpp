@@ -76,7 +76,8 @@ Worker::Worker(uv_loop_t* loop, WorkerSettings settings, cache::Cache& cache, Me
       cache_(cache),
       mesh_(mesh),
       transport_(transport),
-      forwarder_(settings_.forwarder, settings_.zones, transport),
+      forwarder_(
+          std::make_unique<upstream::Forwarder>(settings_.forwarder, settings_.zones, transport)),
       local_(local),
       out_(wire::kMaxMessageSize),
       stale_timer_(new uv_timer_t),
@@ -91,6 +92,14 @@ Worker::Worker(uv_loop_t* loop, WorkerSettings settings, cache::Cache& cache, Me
 Worker::~Worker() {
   close();
   for (auto& [key, miss] : in_flight_) delete miss;
+}
+
+void Worker::reconfigure(WorkerSettings settings) {
+  // The old forwarder stays: misses and health probes in flight still call back into it.
+  retired_forwarders_.push_back(std::move(forwarder_));
+  forwarder_ =
+      std::make_unique<upstream::Forwarder>(settings.forwarder, settings.zones, transport_);
+  settings_ = std::move(settings);
 }
 
 void Worker::close() {
@@ -210,7 +219,7 @@ Worker::Miss* Worker::start_miss(const cache::Key& key, std::string mesh_key) {
   miss->leading = mesh_.join(miss->key, this);
   if (miss->leading) {
     counters_.upstream_queries.add();
-    forwarder_.resolve({key.question, key.len}, key.do_bit, *miss);
+    forwarder_->resolve({key.question, key.len}, key.do_bit, *miss);
   } else {
     counters_.coalesced.add();  // another worker is already asking upstream
   }

@@ -58,7 +58,9 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   void close_listeners();
   size_t in_flight() const { return in_flight_.size(); }
   const Counters& counters() const { return counters_; }
-  const upstream::Forwarder& forwarder() const { return forwarder_; }
+  const upstream::Forwarder& forwarder() const { return *forwarder_; }
+  // New upstreams, clamps and limits from a reload; misses in flight finish with the old ones.
+  void reconfigure(WorkerSettings settings);
 
   void on_query(std::span<const uint8_t> msg, const net::ReplyTo& reply_to) override;
 
@@ -83,7 +85,8 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   cache::Cache& cache_;
   Mesh& mesh_;
   upstream::Transport& transport_;
-  upstream::Forwarder forwarder_;
+  std::unique_ptr<upstream::Forwarder> forwarder_;
+  std::vector<std::unique_ptr<upstream::Forwarder>> retired_forwarders_;  // one per reload
   const LocalAnswerer* local_;
   std::vector<std::unique_ptr<net::UdpListener>> udp_;
   std::vector<std::unique_ptr<net::TcpListener>> tcp_;

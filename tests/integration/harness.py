@@ -347,6 +347,8 @@ class Readyns(Process):
     def __init__(self, log_path, upstreams=(), forward=(), args=()):
         self.port = free_port()
         argv = [readyns_bin(), "--listen", f"{HOST}:{self.port}", "--log-level", "debug"]
+        # e.g. "--threads 2": the whole suite again with several workers (the TSan run does).
+        argv += os.environ.get("READYNS_TEST_ARGS", "").split()
         for up in upstreams:
             argv += ["--upstream", up if isinstance(up, str) else f"{HOST}:{up}"]
         for zone, ups in forward:
