@@ -77,7 +77,7 @@ class TableAnswerer final : public core::LocalAnswerer {
 };
 
 // What a worker needs from the options; throws std::invalid_argument naming a bad setting.
-core::WorkerSettings worker_settings(const Options& o) {
+core::WorkerSettings worker_settings(const Options& o, upstream::ServerPool& servers) {
   if (o.max_ttl < o.min_ttl) throw std::invalid_argument("--max-ttl: below --min-ttl");
   return {
       .ttl = {.min_ttl = o.min_ttl, .max_ttl = o.max_ttl, .neg_ttl = o.neg_ttl},
@@ -85,6 +85,7 @@ core::WorkerSettings worker_settings(const Options& o) {
                     .resolve_timeout_ms = o.resolve_timeout_ms,
                     .randomize_case = o.randomize_case},
       .zones = zones_from(o),
+      .servers = &servers,
       .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
   };
 }
@@ -113,6 +114,7 @@ struct Server::Impl {
   std::function<void()> reload_handler;
   std::unique_ptr<cache::Cache> cache;
   core::Mesh mesh;
+  upstream::ServerPool servers;
   std::unique_ptr<k8s::EndpointTable> table;
   std::unique_ptr<TableAnswerer> local;
   std::unique_ptr<k8s::Watcher> watcher;  // on the first worker's loop
@@ -126,7 +128,7 @@ struct Server::Impl {
     if (o.cache_size == 0) throw std::invalid_argument("--cache-size: must be at least 1");
     if (o.threads == 0 || o.threads > 256) throw std::invalid_argument("--threads: 1 to 256");
 
-    core::WorkerSettings settings = worker_settings(o);
+    core::WorkerSettings settings = worker_settings(o, servers);
     net::TcpSettings tcp{.idle_timeout_ms = o.tcp_idle_timeout_ms,
                          .max_connections = o.tcp_max_connections,
                          .max_pipelined = o.tcp_max_pipelined};
@@ -263,7 +265,8 @@ void Server::run() {
 
 void Server::reload(const Options& options) {
   const Options& old = impl_->options;
-  core::WorkerSettings settings = worker_settings(options);  // throws: the old ones stay
+  core::WorkerSettings settings =
+      worker_settings(options, impl_->servers);  // throws: the old ones stay
   auto ignored = [](const char* what) {
     spdlog::warn("reload: {} changes need a restart; keeping the running value", what);
   };

@@ -76,8 +76,8 @@ Worker::Worker(uv_loop_t* loop, WorkerSettings settings, cache::Cache& cache, Me
       cache_(cache),
       mesh_(mesh),
       transport_(transport),
-      forwarder_(
-          std::make_unique<upstream::Forwarder>(settings_.forwarder, settings_.zones, transport)),
+      forwarder_(std::make_unique<upstream::Forwarder>(settings_.forwarder, settings_.zones,
+                                                       *settings_.servers, transport)),
       local_(local),
       out_(wire::kMaxMessageSize),
       stale_timer_(new uv_timer_t),
@@ -97,8 +97,8 @@ Worker::~Worker() {
 void Worker::reconfigure(WorkerSettings settings) {
   // The old forwarder stays: misses and health probes in flight still call back into it.
   retired_forwarders_.push_back(std::move(forwarder_));
-  forwarder_ =
-      std::make_unique<upstream::Forwarder>(settings.forwarder, settings.zones, transport_);
+  forwarder_ = std::make_unique<upstream::Forwarder>(settings.forwarder, settings.zones,
+                                                     *settings.servers, transport_);
   settings_ = std::move(settings);
 }
 

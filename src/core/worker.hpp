@@ -33,8 +33,9 @@ struct WorkerSettings {
   wire::TtlPolicy ttl;
   upstream::ForwarderSettings forwarder;
   std::vector<upstream::ZoneServers> zones;
-  size_t max_in_flight = 10000;        // distinct misses upstream at once; beyond: SERVFAIL
-  size_t max_waiters_per_miss = 1000;  // clients coalesced onto one miss
+  upstream::ServerPool* servers = nullptr;  // shared by all workers: one view of upstream health
+  size_t max_in_flight = 10000;             // distinct misses upstream at once; beyond: SERVFAIL
+  size_t max_waiters_per_miss = 1000;       // clients coalesced onto one miss
   // RFC 8767: with a stale entry in the cache, a client waits at most this long for upstream
   // before it gets the stale answer (TTL 30); 0 disables serving stale.
   uint32_t stale_answer_timeout_ms = 1800;

@@ -36,8 +36,23 @@ bool is_server_failure(uint8_t rcode) {
 
 }  // namespace
 
+ServerState* ServerPool::get(const net::Address& address) {
+  std::lock_guard lock(mutex_);
+  for (auto& s : servers_) {
+    if (s->address == address) return s.get();
+  }
+  return servers_.emplace_back(std::make_unique<ServerState>(address)).get();
+}
+
+std::vector<ServerState*> ServerPool::all() const {
+  std::lock_guard lock(mutex_);
+  std::vector<ServerState*> out;
+  for (auto& s : servers_) out.push_back(s.get());
+  return out;
+}
+
 Forwarder::Forwarder(ForwarderSettings settings, const std::vector<ZoneServers>& zones,
-                     Transport& transport)
+                     ServerPool& pool, Transport& transport)
     : settings_(settings), transport_(transport) {
   for (const ZoneServers& z : zones) {
     Zone zone;
@@ -49,13 +64,11 @@ Forwarder::Forwarder(ForwarderSettings settings, const std::vector<ZoneServers>&
     wire::lower_name(zone.name.data(), len, zone.name.data());
     if (z.servers.empty()) throw std::invalid_argument("zone " + z.zone + " has no upstreams");
     for (const net::Address& a : z.servers) {
-      auto known = std::find_if(servers_.begin(), servers_.end(),
-                                [&](const auto& s) { return s->address == a; });
-      if (known == servers_.end()) {
-        servers_.push_back(std::make_unique<ServerState>(ServerState{.address = a}));
-        known = servers_.end() - 1;
+      ServerState* state = pool.get(a);
+      if (std::find(servers_.begin(), servers_.end(), state) == servers_.end()) {
+        servers_.push_back(state);
       }
-      zone.servers.push_back(known->get());
+      zone.servers.push_back(state);
     }
     zones_.push_back(std::move(zone));
   }
@@ -87,7 +100,6 @@ class Forwarder::Probe final : public Exchange {
     zone_len_ = zone.name.size();
   }
   void send() {
-    server_.probing = true;
     forwarder_.transport_.send(server_.address, Protocol::kUdp, query_,
                                forwarder_.settings_.attempt_timeout_ms, this);
   }
@@ -99,9 +111,9 @@ class Forwarder::Probe final : public Exchange {
                           wire::kClassIn, false) == wire::ReplyCheck::kMismatch) {
       return false;
     }
-    server_.probing = false;
     server_.consecutive_failures = 0;
     server_.avoid_until_ms = 0;
+    server_.probing = false;
     return true;
   }
   void on_failure(Failure) override {
@@ -121,20 +133,30 @@ void Forwarder::order_servers(const Zone& zone, std::vector<ServerState*>& out) 
   // gets tried. Failing servers follow, so with nothing else left they still get a chance.
   uint64_t now = transport_.now_ms();
   for (ServerState* s : zone.servers) {
-    if (s->consecutive_failures > 0 && !s->probing && s->avoid_until_ms <= now) probe(*s, zone);
+    // One probe per server, whichever worker's forwarder notices first.
+    if (s->consecutive_failures > 0 && s->avoid_until_ms <= now && !s->probing &&
+        !s->probing.exchange(true)) {
+      probe(*s, zone);
+    }
   }
-  out = zone.servers;
-  std::stable_sort(out.begin(), out.end(), [now](const ServerState* a, const ServerState* b) {
-    bool a_avoided = a->avoided(now), b_avoided = b->avoided(now);
-    if (a_avoided != b_avoided) return b_avoided;
-    return a->srtt_ms < b->srtt_ms;
+  // Other workers update the states while we sort: sort a snapshot.
+  struct Rank {
+    bool avoided;
+    uint32_t srtt;
+    ServerState* server;
+  };
+  std::vector<Rank> ranks;
+  for (ServerState* s : zone.servers) ranks.push_back({s->avoided(now), s->srtt_ms, s});
+  std::stable_sort(ranks.begin(), ranks.end(), [](const Rank& a, const Rank& b) {
+    if (a.avoided != b.avoided) return b.avoided;
+    return a.srtt < b.srtt;
   });
+  out.clear();
+  for (const Rank& r : ranks) out.push_back(r.server);
 }
 
 void Forwarder::probe(ServerState& server, const Zone& zone) {
-  size_t index = size_t(std::find_if(servers_.begin(), servers_.end(),
-                                     [&](const auto& s) { return s.get() == &server; }) -
-                        servers_.begin());
+  size_t index = size_t(std::find(servers_.begin(), servers_.end(), &server) - servers_.begin());
   if (probes_.size() < servers_.size()) probes_.resize(servers_.size());
   if (!probes_[index]) probes_[index] = std::make_unique<Probe>(*this, server, zone);
   probes_[index]->send();
@@ -142,13 +164,14 @@ void Forwarder::probe(ServerState& server, const Zone& zone) {
 
 void Forwarder::record_failure(ServerState& server) {
   ++server.failures;
-  uint32_t n = std::min<uint32_t>(++server.consecutive_failures, 10);
+  uint32_t n = std::min<uint32_t>(server.consecutive_failures.fetch_add(1) + 1, 10);
   server.avoid_until_ms = transport_.now_ms() + std::min<uint64_t>(uint64_t(500) << n, kMaxAvoidMs);
 }
 
 uint32_t Forwarder::attempt_timeout(const ServerState& s) const {
-  if (s.srtt_ms == 0) return settings_.attempt_timeout_ms;
-  return std::clamp(4 * s.srtt_ms + 100, kMinAttemptTimeoutMs, settings_.attempt_timeout_ms);
+  uint32_t srtt = s.srtt_ms;
+  if (srtt == 0) return settings_.attempt_timeout_ms;
+  return std::clamp(4 * srtt + 100, kMinAttemptTimeoutMs, settings_.attempt_timeout_ms);
 }
 
 void Forwarder::resolve(std::span<const uint8_t> question, bool do_bit, Resolution& r) {
@@ -205,7 +228,8 @@ bool Resolution::on_reply(uint16_t id, std::span<const uint8_t> reply) {
 
   uint64_t now = forwarder_->transport_.now_ms();
   uint32_t rtt = uint32_t(std::max<uint64_t>(1, now - sent_ms_));
-  server_->srtt_ms = server_->srtt_ms ? (7 * server_->srtt_ms + rtt) / 8 : rtt;
+  uint32_t srtt = server_->srtt_ms;
+  server_->srtt_ms = srtt ? (7 * srtt + rtt) / 8 : rtt;
   if (check == wire::ReplyCheck::kTruncated) {
     send(Protocol::kTcp);  // RFC 7766 / 1035 4.2.1: the whole answer is only over TCP
     return true;

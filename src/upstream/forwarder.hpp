@@ -7,8 +7,10 @@
 //   fwd.resolve(key.question, key.len, key.do_bit, miss);  // on_resolved() called once, later
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -29,18 +31,34 @@ struct ForwarderSettings {
   bool randomize_case = false;         // 0x20 (draft-vixie-dnsext-dns0x20)
 };
 
-// What the forwarder knows of one upstream server.
+// What is known of one upstream server, shared by every worker's forwarder (so one worker's
+// timeout spares the others the wait) and kept across reloads. Updated with relaxed atomics:
+// a lost RTT sample or counter race only blurs a statistic.
 struct ServerState {
-  net::Address address;
-  uint32_t srtt_ms = 0;  // smoothed RTT; 0 until the first answer
-  uint32_t consecutive_failures = 0;
-  uint64_t avoid_until_ms = 0;  // after failures, other servers go first until then
-  bool probing = false;         // a probe is out: it must answer before traffic comes back
-  uint64_t queries = 0, failures = 0, probe_failures = 0;
+  explicit ServerState(const net::Address& a) : address(a) {}
+  const net::Address address;
+  std::atomic<uint32_t> srtt_ms{0};  // smoothed RTT; 0 until the first answer
+  std::atomic<uint32_t> consecutive_failures{0};
+  std::atomic<uint64_t> avoid_until_ms{0};  // after failures, other servers go first until then
+  std::atomic<bool> probing{false};  // a probe is out: it must answer before traffic comes back
+  std::atomic<uint64_t> queries{0}, failures{0}, probe_failures{0};
 
   bool avoided(uint64_t now) const {
-    return consecutive_failures > 0 && (probing || avoid_until_ms > now);
+    return consecutive_failures.load(std::memory_order_relaxed) > 0 &&
+           (probing.load(std::memory_order_relaxed) ||
+            avoid_until_ms.load(std::memory_order_relaxed) > now);
   }
+};
+
+// Every upstream server's state, by address.
+class ServerPool {
+ public:
+  ServerState* get(const net::Address& address);
+  std::vector<ServerState*> all() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::unique_ptr<ServerState>> servers_;
 };
 
 struct Zone {
@@ -81,14 +99,13 @@ class Resolution : private Exchange {
 
 class Forwarder {
  public:
-  Forwarder(ForwarderSettings settings, const std::vector<ZoneServers>& zones,
+  Forwarder(ForwarderSettings settings, const std::vector<ZoneServers>& zones, ServerPool& pool,
             Transport& transport);
   ~Forwarder();
 
   // Starts resolving `question` (lower-cased wire name, type, class) for `r`.
   void resolve(std::span<const uint8_t> question, bool do_bit, Resolution& r);
 
-  const std::vector<std::unique_ptr<ServerState>>& servers() const { return servers_; }
   // The zone whose upstreams serve `name` (lower-cased wire); never null.
   const Zone* zone_for(std::span<const uint8_t> name) const;
 
@@ -103,8 +120,8 @@ class Forwarder {
 
   ForwarderSettings settings_;
   Transport& transport_;
-  std::vector<std::unique_ptr<ServerState>> servers_;
-  std::vector<Zone> zones_;  // longest first
+  std::vector<ServerState*> servers_;  // this forwarder's, from the shared pool
+  std::vector<Zone> zones_;            // longest first
   std::vector<std::unique_ptr<Probe>> probes_;
 };
 
