@@ -26,8 +26,8 @@ using Check = std::string (*)(std::string_view text);
 
 template <class T>
 std::string range_problem(T lo, T hi, std::string_view got) {
-  return "expected a number from " + std::to_string(lo) + " to " + std::to_string(hi) +
-         ", got '" + std::string(got) + "'";
+  return "expected a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got '" +
+         std::string(got) + "'";
 }
 
 template <class T>
@@ -53,11 +53,15 @@ std::string indexed(std::string_view key, size_t i) {
   return std::string(key) + "[" + std::to_string(i) + "]";
 }
 
-std::string listen_problem(std::string_view text) { return address_problem(text, 53); }
+std::string listen_problem(std::string_view text) {
+  return address_problem(text, 53);
+}
 
 // Accepted from flags and files: resolv.conf references are read later, once the final listen
 // addresses are known.
-std::string upstream_item_problem(std::string_view text) { return upstream_problem(text); }
+std::string upstream_item_problem(std::string_view text) {
+  return upstream_problem(text);
+}
 
 // What a Server can use: by then every resolv.conf reference must have been read.
 std::string resolved_upstream_problem(std::string_view text) {
@@ -80,7 +84,9 @@ std::string url_problem(std::string_view text) {
   return "expected an https:// or http:// URL, got '" + std::string(text) + "'";
 }
 
-std::string any_text(std::string_view) { return {}; }
+std::string any_text(std::string_view) {
+  return {};
+}
 
 // A namespace name is an RFC 1123 label.
 std::string namespace_problem(std::string_view text) {
@@ -193,51 +199,51 @@ std::vector<std::string> split(std::string_view text, char sep) {
 
 Setting forward() {
   constexpr std::string_view kFlag = "--forward";
-  return {"forward",
-          kFlag,
-          "ZONE=ADDR:PORT[,...]",
-          "forward ZONE to its own upstreams; the longest matching zone wins (repeatable)",
-          Kind::kForward,
-          [](Options& o, std::string_view v) {
-            size_t eq = v.find('=');
-            if (eq == std::string_view::npos || eq == 0 || eq + 1 == v.size()) {
-              throw BadValue("expected ZONE=ADDR:PORT[,...], got '" + std::string(v) + "'");
+  return {
+      "forward",
+      kFlag,
+      "ZONE=ADDR:PORT[,...]",
+      "forward ZONE to its own upstreams; the longest matching zone wins (repeatable)",
+      Kind::kForward,
+      [](Options& o, std::string_view v) {
+        size_t eq = v.find('=');
+        if (eq == std::string_view::npos || eq == 0 || eq + 1 == v.size()) {
+          throw BadValue("expected ZONE=ADDR:PORT[,...], got '" + std::string(v) + "'");
+        }
+        ForwardZone zone{std::string(v.substr(0, eq)), split(v.substr(eq + 1), ',')};
+        if (std::string problem = zone_problem(zone.zone); !problem.empty()) {
+          throw BadValue(problem);
+        }
+        for (const std::string& u : zone.upstreams) {
+          if (std::string problem = upstream_problem(u); !problem.empty()) {
+            throw BadValue(problem);
+          }
+        }
+        o.forward.push_back(std::move(zone));
+      },
+      [](Options& o) { o.forward.clear(); },
+      [](Options& o, const Options& from) { o.forward = from.forward; },
+      [=](const Options& o) {
+        for (size_t i = 0; i < o.forward.size(); ++i) {
+          const ForwardZone& f = o.forward[i];
+          std::string at = indexed("forward", i);
+          // Server reads an empty zone as the root, as embedders may rely on.
+          if (!f.zone.empty()) {
+            if (std::string problem = zone_problem(f.zone); !problem.empty()) {
+              throw InvalidSetting(at + ".zone", kFlag, problem);
             }
-            ForwardZone zone{std::string(v.substr(0, eq)), split(v.substr(eq + 1), ',')};
-            if (std::string problem = zone_problem(zone.zone); !problem.empty()) {
-              throw BadValue(problem);
+          }
+          if (f.upstreams.empty()) {
+            throw InvalidSetting(at + ".upstreams", kFlag,
+                                 "zone " + (f.zone.empty() ? "." : f.zone) + " has no upstream");
+          }
+          for (size_t j = 0; j < f.upstreams.size(); ++j) {
+            if (std::string problem = resolved_upstream_problem(f.upstreams[j]); !problem.empty()) {
+              throw InvalidSetting(indexed(at + ".upstreams", j), kFlag, problem);
             }
-            for (const std::string& u : zone.upstreams) {
-              if (std::string problem = upstream_problem(u); !problem.empty()) {
-                throw BadValue(problem);
-              }
-            }
-            o.forward.push_back(std::move(zone));
-          },
-          [](Options& o) { o.forward.clear(); },
-          [](Options& o, const Options& from) { o.forward = from.forward; },
-          [=](const Options& o) {
-            for (size_t i = 0; i < o.forward.size(); ++i) {
-              const ForwardZone& f = o.forward[i];
-              std::string at = indexed("forward", i);
-              // Server reads an empty zone as the root, as embedders may rely on.
-              if (!f.zone.empty()) {
-                if (std::string problem = zone_problem(f.zone); !problem.empty()) {
-                  throw InvalidSetting(at + ".zone", kFlag, problem);
-                }
-              }
-              if (f.upstreams.empty()) {
-                throw InvalidSetting(at + ".upstreams", kFlag,
-                                     "zone " + (f.zone.empty() ? "." : f.zone) + " has no upstream");
-              }
-              for (size_t j = 0; j < f.upstreams.size(); ++j) {
-                if (std::string problem = resolved_upstream_problem(f.upstreams[j]);
-                    !problem.empty()) {
-                  throw InvalidSetting(indexed(at + ".upstreams", j), kFlag, problem);
-                }
-              }
-            }
-          }};
+          }
+        }
+      }};
 }
 
 std::vector<Setting> make_settings() {
@@ -255,14 +261,13 @@ std::vector<Setting> make_settings() {
                      "most answers kept in the cache (default 100000)", &Options::cache_size, 1,
                      100000000),
       number<uint32_t>("cache.min_ttl", "--min-ttl", "SECONDS",
-                       "floor for cached positive answers (default 0)", &Options::min_ttl, 0,
-                       kDay),
+                       "floor for cached positive answers (default 0)", &Options::min_ttl, 0, kDay),
       number<uint32_t>("cache.max_ttl", "--max-ttl", "SECONDS",
                        "ceiling for cached positive answers (default 30)", &Options::max_ttl, 0,
                        7 * kDay),
       number<uint32_t>("cache.neg_ttl", "--neg-ttl", "SECONDS",
-                       "ceiling for cached NXDOMAIN/NODATA answers (default 5)",
-                       &Options::neg_ttl, 0, kDay),
+                       "ceiling for cached NXDOMAIN/NODATA answers (default 5)", &Options::neg_ttl,
+                       0, kDay),
       number<uint32_t>("upstream.timeout_ms", "--upstream-timeout", "MS",
                        "longest wait for one upstream attempt (default 1000)",
                        &Options::upstream_timeout_ms, 10, 60000),
@@ -273,6 +278,14 @@ std::vector<Setting> make_settings() {
              "send query names to upstreams in random case (0x20) and require it echoed "
              "(--randomize-case=false to turn off)",
              &Options::randomize_case),
+      number<uint32_t>("cache.stale_max", "--stale-max", "SECONDS",
+                       "serve expired answers up to this old when upstreams fail (RFC 8767; "
+                       "0 never; default 86400)",
+                       &Options::stale_max, 0, 7 * 86400),
+      number<uint32_t>("upstream.stale_answer_timeout_ms", "--stale-answer-timeout", "MS",
+                       "with an expired answer at hand, wait this long for upstream before "
+                       "serving it (default 1800)",
+                       &Options::stale_answer_timeout_ms, 0, 60000),
       number<uint32_t>("tcp.idle_timeout_ms", "--tcp-idle-timeout", "MS",
                        "close a client TCP connection idle this long (default 10000)",
                        &Options::tcp_idle_timeout_ms, 10, 600000),
@@ -306,8 +319,8 @@ std::vector<Setting> make_settings() {
                        "worker threads, each with its own sockets (default 1)", &Options::threads,
                        1, 256),
       text("log_level", "--log-level", "LEVEL",
-           "trace, debug, info, warn, error, critical or off (default info)",
-           &Options::log_level, log_level_problem),
+           "trace, debug, info, warn, error, critical or off (default info)", &Options::log_level,
+           log_level_problem),
       text("health", "--health", "ADDR:PORT",
            "serve /health and /ready over HTTP here; empty for none (default 127.0.0.1:8080)",
            &Options::health, admin_problem),
@@ -318,8 +331,8 @@ std::vector<Setting> make_settings() {
              "log a line per query (--query-log=false to turn off; default off)",
              &Options::query_log),
       number<uint32_t>("query_log.sample", "--query-log-sample", "N",
-                       "log one query in N (default 1: every query)", &Options::query_log_sample,
-                       1, 1000000),
+                       "log one query in N (default 1: every query)", &Options::query_log_sample, 1,
+                       1000000),
   };
 }
 
@@ -363,8 +376,8 @@ std::string address_problem(std::string_view text, int default_port) {
 
 std::string domain_problem(std::string_view text) {
   uint8_t scratch[wire::kMaxNameLength];
-  if (text.empty() || text == "." || !wire::name_from_text(text.data(), text.size(), scratch,
-                                                           sizeof scratch)) {
+  if (text.empty() || text == "." ||
+      !wire::name_from_text(text.data(), text.size(), scratch, sizeof scratch)) {
     return "bad domain name '" + std::string(text) + "'";
   }
   return {};
@@ -390,9 +403,9 @@ void validate(const Options& o) {
   for (const Setting& s : settings()) s.check(o);
   if (o.listen.empty()) throw InvalidSetting("listen", "--listen", "no listen address given");
   if (o.max_ttl < o.min_ttl) {
-    throw InvalidSetting("cache.max_ttl", "--max-ttl",
-                         std::to_string(o.max_ttl) + " is below the minimum TTL " +
-                             std::to_string(o.min_ttl));
+    throw InvalidSetting(
+        "cache.max_ttl", "--max-ttl",
+        std::to_string(o.max_ttl) + " is below the minimum TTL " + std::to_string(o.min_ttl));
   }
   // One set of upstreams per zone: a second would be silently ignored or shadow the first.
   std::set<std::string> zones;
@@ -400,14 +413,14 @@ void validate(const Options& o) {
   for (size_t i = 0; i < o.forward.size(); ++i) {
     std::string zone = zone_key(o.forward[i].zone);
     if (!zones.insert(zone).second) {
-      throw InvalidSetting(indexed("forward", i) + ".zone", "--forward",
-                           "zone " + zone + " given twice" +
-                               (zone == "." ? " (upstreams already serve '.')" : ""));
+      throw InvalidSetting(
+          indexed("forward", i) + ".zone", "--forward",
+          "zone " + zone + " given twice" +
+              (zone == "." && !o.upstreams.empty() ? " (upstreams already serve '.')" : ""));
     }
   }
   if (!zones.contains(".")) {
-    throw InvalidSetting("upstreams", "--upstream",
-                         "no default upstream given (upstreams, or a forward zone '.')");
+    throw InvalidSetting("upstreams", "--upstream", "no upstream for the default zone '.'");
   }
 }
 

@@ -109,3 +109,12 @@ def test_failed_upstream_is_probed_before_it_gets_traffic_back(fault, readyns):
     harness.wait_until(lambda: bad.count() >= 1, 2, "a probe to the recovered upstream")
     first = bad.seen()[0]
     assert first.qtype == "SOA", f"first query to a recovering upstream was {first}"
+
+
+def test_stale_max_zero_turns_serve_stale_off(fault, readyns):
+    upstream = fault("ok")
+    server = readyns(upstreams=[upstream.port], args=["--max-ttl", "1", "--stale-max", "0"])
+    udp(server.port, harness.make_query(SVC0))
+    time.sleep(1.2)
+    upstream.mode = "servfail"
+    assert udp(server.port, harness.make_query(SVC0)).rcode() == dns.rcode.SERVFAIL
