@@ -66,8 +66,7 @@ std::string usage() {
     text += "\n";
   };
   line("--config", "FILE", "read settings from this YAML file", "");
-  line("--check-config", "FILE", "check this YAML file (with any flags) and exit: 0 if valid",
-       "");
+  line("--check-config", "FILE", "check this YAML file (with any flags) and exit: 0 if valid", "");
   for (const Setting& s : settings()) line(s.flag, s.arg, s.help, s.key);
   line("--help", "", "print this help", "");
   return text;

@@ -11,10 +11,10 @@
 namespace readyns::config {
 
 struct CommandLine {
-  Options options;               // the defaults with the flags applied
+  Options options;                   // the defaults with the flags applied
   std::set<std::string_view> given;  // keys (Setting::key) of the settings the flags gave
-  std::string config_path;       // --config or --check-config FILE; empty: flags only
-  bool check_config = false;     // --check-config: validate and exit
+  std::string config_path;           // --config or --check-config FILE; empty: flags only
+  bool check_config = false;         // --check-config: validate and exit
   bool help = false;
 };
 

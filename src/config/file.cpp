@@ -163,10 +163,10 @@ class Loader {
         break;
       case Kind::kList:
         s.clear(out_.options);  // the file's list replaces the default, as a flag's does
-        for_each_item(node, key, line, [&](const std::string& item_key, int item_line,
-                                           const std::string& text) {
-          set(s, item_key, item_line, text);
-        });
+        for_each_item(node, key, line,
+                      [&](const std::string& item_key, int item_line, const std::string& text) {
+                        set(s, item_key, item_line, text);
+                      });
         break;
       case Kind::kForward:
         forward(node, line);
@@ -192,7 +192,8 @@ class Loader {
     }
     if (!node.IsScalar()) {
       fail(line_of(node, line), key,
-           std::string("expected ") + expected + ", got a " + (node.IsSequence() ? "list" : "mapping"));
+           std::string("expected ") + expected + ", got a " +
+               (node.IsSequence() ? "list" : "mapping"));
     }
     // A quoted "30" is a string in YAML; taking it as a number would hide a templating mistake.
     bool quoted = node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str";
@@ -268,7 +269,9 @@ class Loader {
 
 }  // namespace
 
-Options load_config(const std::string& path) { return Loader(path).load().options; }
+Options load_config(const std::string& path) {
+  return Loader(path).load().options;
+}
 
 Options merge(Options file, const CommandLine& flags) {
   for (std::string_view key : flags.given) {
@@ -291,7 +294,8 @@ Options effective_options(const CommandLine& cl) {
     // the nearest enclosing one the file has.
     std::string key = e.key;
     while (!key.empty() && !parsed.lines.contains(key)) key = parent(key);
-    std::string where = cl.config_path + (key.empty() ? "" : ":" + std::to_string(parsed.lines[key]));
+    std::string where =
+        cl.config_path + (key.empty() ? "" : ":" + std::to_string(parsed.lines[key]));
     throw ConfigError(where + ": " + e.key + ": " + e.problem);
   }
   return o;

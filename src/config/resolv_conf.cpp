@@ -17,6 +17,7 @@ namespace readyns::config {
 namespace {
 
 constexpr std::string_view kDefaultPath = "/etc/resolv.conf";
+constexpr std::string_view kPathPrefix = "resolv.conf:";  // "resolv.conf:/run/resolv.conf"
 
 bool is_wildcard(const net::Address& a) {
   if (a.family() == AF_INET) {
@@ -27,8 +28,9 @@ bool is_wildcard(const net::Address& a) {
 }
 
 uint16_t port_of(const net::Address& a) {
-  return ntohs(a.family() == AF_INET ? reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_port
-                                     : reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_port);
+  return ntohs(a.family() == AF_INET
+                   ? reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_port
+                   : reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_port);
 }
 
 // Whether `ip` (port ignored) is loopback or on one of this host's interfaces: what a wildcard
@@ -92,7 +94,7 @@ std::vector<std::string> read_resolv_conf(const std::string& path,
     auto addr = net::parse_address(ip, 53);
     std::string why;
     if (!bare_ip || !addr) {
-      why = "not an IP address";
+      why = "not a usable IP address";  // also fe80::1%eth0: a scope cannot be kept
     } else if (is_ours(*addr, listen)) {
       why = "one of our listen addresses";
     }
@@ -106,7 +108,8 @@ std::vector<std::string> read_resolv_conf(const std::string& path,
     if (!repeat) servers.push_back(server);
   }
   if (servers.empty()) {
-    throw BadValue("no usable nameserver in " + path + (skipped.empty() ? "" : " (" + skipped + ")"));
+    throw BadValue("no usable nameserver in " + path +
+                   (skipped.empty() ? "" : " (" + skipped + ")"));
   }
   return servers;
 }
@@ -121,7 +124,8 @@ void expand_resolv_conf(Options& o) {
         out.push_back(u);
         continue;
       }
-      std::string path = u == "resolv.conf" ? std::string(kDefaultPath) : u.substr(12);
+      std::string path =
+          u == "resolv.conf" ? std::string(kDefaultPath) : u.substr(kPathPrefix.size());
       try {
         for (std::string& s : read_resolv_conf(path, o.listen)) out.push_back(std::move(s));
       } catch (const BadValue& e) {
