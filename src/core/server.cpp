@@ -3,6 +3,7 @@
 
 #include <uv.h>
 
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -87,6 +88,8 @@ core::WorkerSettings worker_settings(const Options& o, upstream::ServerPool& ser
       .zones = zones_from(o),
       .servers = &servers,
       .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
+      .query_log = o.query_log,
+      .query_log_sample = std::max<uint32_t>(1, o.query_log_sample),
   };
 }
 
@@ -129,6 +132,9 @@ struct Server::Impl {
     if (o.threads == 0 || o.threads > 256) throw std::invalid_argument("--threads: 1 to 256");
 
     core::WorkerSettings settings = worker_settings(o, servers);
+    if (o.query_log && !spdlog::get("query")) {
+      spdlog::stderr_logger_mt("query")->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%f%z",%v})");
+    }
     net::TcpSettings tcp{.idle_timeout_ms = o.tcp_idle_timeout_ms,
                          .max_connections = o.tcp_max_connections,
                          .max_pipelined = o.tcp_max_pipelined};

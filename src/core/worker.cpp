@@ -159,7 +159,10 @@ void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
   size_t limit = to.sink ? wire::kMaxMessageSize : q.udp_limit();
 
   if (local_) {
-    if (size_t len = local_->answer(q, out_, limit)) return respond(to, {out_.data(), len});
+    if (size_t len = local_->answer(q, out_, limit)) {
+      if (settings_.query_log) log_query(q, to, "endpoints");
+      return respond(to, {out_.data(), len});
+    }
   }
 
   uint8_t key_bytes[cache::kMaxKeySize];
@@ -172,6 +175,7 @@ void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
   });
   if (found == cache::Found::kFresh && len) {
     counters_.cache_hits.add();
+    if (settings_.query_log) log_query(q, to, "cache");
     respond(to, {out_.data(), len});
     if (refresh && prefetches_ < settings_.max_prefetches) {
       std::string mesh_key(reinterpret_cast<const char*>(key.question), key.len);
@@ -187,6 +191,8 @@ void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
     return;
   }
   counters_.cache_misses.add();
+  if (settings_.query_log)
+    log_query(q, to, found == cache::Found::kStale ? "stale-refresh" : "upstream");
 
   std::string mesh_key(reinterpret_cast<const char*>(key.question), key.len);
   mesh_key.push_back(key.do_bit ? '1' : '0');
@@ -293,6 +299,27 @@ void Worker::on_stale_tick() {
     }
   }
   if (stale_waiters_ == 0) uv_timer_stop(stale_timer_);
+}
+
+void Worker::log_query(const wire::Query& q, const net::ReplyTo& to, const char* outcome) {
+  if (queries_seen_++ % settings_.query_log_sample != 0) return;
+  std::string name;
+  wire::append_name_text(q.question.name, q.question.name_len, name);
+  std::string client = "in-process";
+  if (to.peer) {
+    net::Address a;
+    std::memcpy(&a.storage, to.peer,
+                to.peer->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+    client = a.to_string();
+  } else if (to.sink) {
+    client = "tcp";
+  }
+  // The "query" logger's pattern wraps this in {"ts":...,} so each line is one JSON object.
+  static const auto logger = spdlog::get("query");
+  if (!logger) return;
+  logger->info(
+      R"("query":{{"client":"{}","name":"{}","type":{},"class":{},"id":{},"do":{},"answer":"{}"}})",
+      client, name, q.question.qtype, q.question.qclass, q.id, q.edns.do_bit, outcome);
 }
 
 void Worker::post(const std::string& key, Outcome outcome) {

@@ -42,6 +42,9 @@ struct WorkerSettings {
   // Unbound's prefetch: a hit in the last tenth of an entry's TTL refreshes it in the
   // background, at most this many refreshes in flight (so it cannot amplify load).
   size_t max_prefetches = 64;
+  // One JSON line per query (client, name, type, how it was answered) for one query in N.
+  bool query_log = false;
+  uint32_t query_log_sample = 1;
 };
 
 class Worker final : public net::QueryHandler, private Mesh::Member {
@@ -76,6 +79,7 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   void answer_waiters(Miss& miss, const Outcome& outcome);
   // Answers `w` from the stale entry of `miss`; false if the cache no longer has it.
   bool answer_stale(const Miss& miss, const Waiter& w);
+  void log_query(const wire::Query& q, const net::ReplyTo& to, const char* outcome);
   void post(const std::string& key, Outcome outcome) override;
   void drain_mailbox();
   void on_stale_tick();
@@ -94,6 +98,7 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   std::unordered_map<std::string, Miss*> in_flight_;  // the mesh: one upstream query per key
   std::vector<uint8_t> out_;                          // answers are rendered here
   size_t prefetches_ = 0;
+  uint64_t queries_seen_ = 0;  // for query log sampling
   size_t stale_waiters_ = 0;
   uv_timer_t* stale_timer_;
   // Outcomes of flights other workers led, posted from their threads.

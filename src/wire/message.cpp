@@ -2,6 +2,7 @@
 #include "wire/message.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 namespace readyns::wire {
@@ -162,6 +163,23 @@ size_t build_empty_answer(const Query& q, uint16_t rcode, std::span<uint8_t> out
   }
   if (q.edns.present) len = append_opt(out, len, q.edns.do_bit, uint8_t(rcode >> 4));
   return len;
+}
+
+void append_name_text(const uint8_t* name, size_t len, std::string& out) {
+  if (len <= 1) return out.push_back('.');
+  for (size_t i = 0; i < len && name[i] != 0; i += 1 + name[i]) {
+    for (size_t j = 1; j <= name[i] && i + j < len; ++j) {
+      uint8_t c = name[i + j];
+      if (c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '.') {
+        out.push_back(char(c));
+      } else {
+        char esc[5];
+        std::snprintf(esc, sizeof esc, "\\%03u", c);
+        out += esc;
+      }
+    }
+    out.push_back('.');
+  }
 }
 
 size_t name_from_text(const char* text, size_t text_len, uint8_t* out, size_t cap) {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 
 namespace readyns::wire {
 
@@ -131,6 +132,10 @@ size_t build_empty_answer(const Query& q, uint16_t rcode, std::span<uint8_t> out
 
 // Appends our OPT record (udp size 1232, the DO bit echoed, extended rcode) and bumps ARCOUNT.
 size_t append_opt(std::span<uint8_t> out, size_t len, bool do_bit, uint8_t ext_rcode);
+
+// Appends a wire name as dotted text, every byte outside printable ASCII and the characters
+// `"` `\\` `.` inside labels escaped as \\DDD (RFC 4343 style), so it is safe in JSON and logs.
+void append_name_text(const uint8_t* name, size_t len, std::string& out);
 
 // Converts a presentation name ("svc.ns.svc.cluster.local") to wire; returns length or 0.
 size_t name_from_text(const char* text, size_t text_len, uint8_t* out, size_t cap);
