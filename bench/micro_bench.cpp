@@ -1,0 +1,79 @@
+// Micro-benchmarks of the hit path's parts: query parsing, key hashing, cache lookup and render.
+// Run: build-release/bench/micro_bench (Catch2 benchmarks; not a test, never timed in CI).
+#define CATCH_CONFIG_MAIN
+#define CATCH_CONFIG_ENABLE_BENCHMARKING
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "cache/cache.hpp"
+#include "wire/answer.hpp"
+#include "wire/message.hpp"
+
+using namespace readyns;
+
+namespace {
+
+// A query as dnsperf sends it: header, question, OPT (EDNS, 4096).
+std::vector<uint8_t> make_query(const std::string& name) {
+  std::vector<uint8_t> q = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1};
+  uint8_t wire_name[wire::kMaxNameLength];
+  size_t len = wire::name_from_text(name.data(), name.size(), wire_name, sizeof wire_name);
+  q.insert(q.end(), wire_name, wire_name + len);
+  q.insert(q.end(), {0, 1, 0, 1});
+  q.insert(q.end(), {0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0});
+  return q;
+}
+
+// The answer the cache would hold for it: one A record.
+std::vector<uint8_t> make_answer(const std::vector<uint8_t>& query) {
+  std::vector<uint8_t> a(query.begin(), query.end() - wire::kOptRecordSize);
+  a[2] = 0x81, a[3] = 0x80, a[7] = 1, a[11] = 0;
+  a.insert(a.end(), {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 96, 0, 1});
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("hit path") {
+  std::vector<uint8_t> query = make_query("svc12.ns3.svc.cluster.local");
+  std::vector<uint8_t> answer = make_answer(query);
+  std::vector<uint16_t> offsets = {uint16_t(answer.size() - 10)};
+  std::vector<uint8_t> out(wire::kMaxMessageSize);
+  cache::Cache cache({.max_entries = 100000});
+  wire::Query q;
+  REQUIRE(wire::parse_query(query, q) == wire::QueryCheck::kOk);
+  uint8_t key_bytes[cache::kMaxKeySize];
+  cache::Key key = cache::make_key(q.question, false, key_bytes);
+  cache.insert(key, 100, 30, answer, offsets);
+
+  BENCHMARK("parse_query") { return wire::parse_query(query, q); };
+  BENCHMARK("make_key") { return cache::make_key(q.question, false, key_bytes).hash; };
+  BENCHMARK("cache find + render_answer") {
+    size_t len = 0;
+    cache.find(key, 105, [&](const cache::EntryView& e) {
+      len = wire::render_answer(e.wire, e.ttl_offsets, e.elapsed, 0, q, 4096, out);
+    });
+    return len;
+  };
+  BENCHMARK("whole hit: parse, key, find, render") {
+    wire::parse_query(query, q);
+    cache::Key k = cache::make_key(q.question, q.edns.do_bit, key_bytes);
+    size_t len = 0;
+    cache.find(k, 105, [&](const cache::EntryView& e) {
+      len = wire::render_answer(e.wire, e.ttl_offsets, e.elapsed, 0, q, q.udp_limit(), out);
+    });
+    return len;
+  };
+}
+
+TEST_CASE("miss path") {
+  std::vector<uint8_t> query = make_query("svc12.ns3.svc.cluster.local");
+  std::vector<uint8_t> reply = make_answer(query);
+  uint8_t root = 0;
+  wire::PreparedAnswer prepared;
+  BENCHMARK("prepare_answer") {
+    return wire::prepare_answer(reply, wire::TtlPolicy{}, {&root, 1}, prepared);
+  };
+}
