@@ -7,7 +7,11 @@ from resourceVersion. Every request must carry "Authorization: Bearer <token>" (
 
 The test steers it over a plain-HTTP control port (JSON in, JSON out):
   POST /event     {"type": "ADDED|MODIFIED|DELETED", "object": {...}, "silent": false}
-                  changes the state; unless silent, watchers see the event (silent: one they missed)
+                  changes the state; unless silent, watchers see the event (silent: one they missed);
+                  answers {"version": V, "at": T}, T being time.monotonic() at the change (the
+                  clock is system-wide, so another process on the host can compare with it)
+  POST /raw       {"line": "..."} sends this text as one watch line to every open watch, whatever
+                  its namespace (a malformed event, say); the state is left as it is
   POST /bookmark  sends a BOOKMARK at a new resourceVersion
   POST /drop      cuts every open watch connection without ending the HTTP stream
   POST /expire    {"how": "event" | "http"} forgets history up to now: a watch from an older
@@ -15,6 +19,9 @@ The test steers it over a plain-HTTP control port (JSON in, JSON out):
                   the real server does) or an HTTP 410 ("http"); open watches are ended that way
   POST /token     {"token": "..."} the only token accepted from now on
   GET  /state     counters: lists, watches, unauthorized, open_watches, last_watch_version, ...
+  POST /wait      {"at_least": {"open_watches": 1, ...}, "timeout": 10} blocks until every named
+                  counter has reached its value (or the timeout passed), then answers the state
+                  with "ok": whether they all had
   POST /shutdown
 
 Usage: fake_apiserver.py --cert CERT --key KEY --token TOKEN
@@ -27,6 +34,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -63,6 +71,7 @@ class State:
     def change(self, event, silent):
         with self.cond:
             self.version += 1
+            at = time.monotonic()
             obj = event["object"]
             obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
             key = (obj["metadata"].get("namespace", ""), obj["metadata"].get("name", ""))
@@ -73,7 +82,27 @@ class State:
             if not silent:
                 self.history.append((self.version, {"type": event["type"], "object": obj}))
             self.cond.notify_all()
+            return self.version, at
+
+    def raw(self, line):
+        with self.cond:
+            self.version += 1
+            self.history.append((self.version, {"raw": line}))
+            self.cond.notify_all()
             return self.version
+
+    def snapshot(self):
+        """The counters and versions, as /state and /wait answer them; the caller holds cond."""
+        body = dict(self.counters)
+        body.update(open_watches=len(self.watches), version=self.version,
+                    last_watch_version=self.last_watch_version, last_token=self.last_token)
+        return body
+
+    def wait(self, at_least, timeout):
+        with self.cond:
+            ok = self.cond.wait_for(
+                lambda: all(self.snapshot().get(k, 0) >= v for k, v in at_least.items()), timeout)
+            return dict(self.snapshot(), ok=ok)
 
     def bookmark(self):
         with self.cond:
@@ -138,6 +167,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                 state.last_token = token[len("Bearer "):]
             else:
                 state.counters["unauthorized"] += 1
+            state.cond.notify_all()  # a /wait may be on last_token or on the counter
         if not authorized:
             return self.send_json(401, status(401, "Unauthorized", "Unauthorized"))
         namespace = namespace_of(url.path)
@@ -153,6 +183,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         start = int(query.get("continue", "0"))
         with state.cond:
             state.counters["lists"] += 1
+            state.cond.notify_all()
             items = [obj for key, obj in sorted(state.slices.items())
                      if not namespace or key[0] == namespace]
             version = state.version
@@ -178,6 +209,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             too_old = version < state.compacted
             if too_old:
                 state.counters["expired"] += 1
+            state.cond.notify_all()
             how = state.expire_how
         if too_old and how == "http":
             return self.send_json(410, status(410, "Expired", "too old resource version"))
@@ -193,6 +225,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             return
         with state.cond:
             state.watches.add(watch)
+            state.cond.notify_all()
         try:
             while True:
                 with state.cond:
@@ -204,6 +237,9 @@ class ApiHandler(BaseHTTPRequestHandler):
                 # What was queued before a drop or an expiry still goes out first, in order.
                 for v, event in events:
                     version = v
+                    if "raw" in event:
+                        self.write_chunk(event["raw"].encode() + b"\n")
+                        continue
                     meta = event["object"].get("metadata", {})
                     if namespace and event["type"] != "BOOKMARK" and meta.get("namespace") != namespace:
                         continue
@@ -225,6 +261,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         finally:
             with state.cond:
                 state.watches.discard(watch)
+                state.cond.notify_all()
 
 
 class ControlHandler(BaseHTTPRequestHandler):
@@ -244,11 +281,8 @@ class ControlHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        state = self.state
-        with state.cond:
-            body = dict(state.counters)
-            body.update(open_watches=len(state.watches), version=state.version,
-                        last_watch_version=state.last_watch_version, last_token=state.last_token)
+        with self.state.cond:
+            body = self.state.snapshot()
         self.reply(body)
 
     def do_POST(self):
@@ -256,7 +290,12 @@ class ControlHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
         if self.path == "/event":
-            return self.reply({"version": state.change(body, body.get("silent", False))})
+            version, at = state.change(body, body.get("silent", False))
+            return self.reply({"version": version, "at": at})
+        if self.path == "/raw":
+            return self.reply({"version": state.raw(body["line"])})
+        if self.path == "/wait":
+            return self.reply(state.wait(body.get("at_least", {}), float(body.get("timeout", 10))))
         if self.path == "/bookmark":
             return self.reply({"version": state.bookmark()})
         if self.path == "/drop":
