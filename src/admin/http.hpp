@@ -21,7 +21,7 @@
 namespace readyns::admin {
 
 struct Limits {
-  size_t max_header_bytes = 8192;  // request line and headers; beyond: 431 and close
+  size_t max_header_bytes = 8192;  // the target and header lines; beyond: 431 and close
   size_t max_headers = 64;         // header fields; beyond: 431 and close
   size_t max_body_bytes = 4096;    // GET and HEAD carry none; beyond: 413 and close
 };
@@ -44,7 +44,7 @@ struct Response {
   int status = 200;
   std::string body;
   std::string content_type = "text/plain; charset=utf-8";
-  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+  std::vector<std::pair<std::string, std::string>> headers = {};  // extra headers
 };
 
 // Parses one request at a time from a byte stream, so pipelined requests are answered in order.
@@ -77,7 +77,7 @@ class RequestParser {
   size_t body_bytes_ = 0;
   bool in_value_ = false;  // the last header callback was a value: a field starts a new header
   bool complete_ = false;
-  int error_status_ = 0;   // a callback's own verdict (431, 413) before http_parser's
+  int error_status_ = 0;  // a callback's own verdict (431, 413) before http_parser's
   bool failed_ = false;
 };
 

@@ -15,6 +15,10 @@
 #include <thread>
 #include <utility>
 
+#include "admin/coredns_metrics.hpp"
+#include "admin/health.hpp"
+#include "admin/http_server.hpp"
+#include "admin/metrics.hpp"
 #include "cache/cache.hpp"
 #include "core/worker.hpp"
 #include "k8s/endpoint_table.hpp"
@@ -105,7 +109,9 @@ struct Server::Impl {
     uint64_t drain_started = 0;
     k8s::Watcher* watcher = nullptr;       // the first thread's loop runs it
     uv_async_t* reload_request = nullptr;  // likewise
-    uv_async_t reconfigure_async;          // new settings from reload(), applied on this loop
+    admin::Heartbeat heartbeat;            // /health: this loop still turns
+    uv_timer_t heartbeat_timer;
+    uv_async_t reconfigure_async;  // new settings from reload(), applied on this loop
     std::mutex reconfigure_mutex;
     std::optional<core::WorkerSettings> new_settings;
     std::thread thread;
@@ -122,6 +128,13 @@ struct Server::Impl {
   std::unique_ptr<TableAnswerer> local;
   std::unique_ptr<k8s::Watcher> watcher;  // on the first worker's loop
   std::vector<std::unique_ptr<Thread>> threads;
+
+  // /health, /ready and /metrics on a loop and thread of their own, off the query path.
+  uv_loop_t admin_loop;
+  uv_async_t admin_stop;
+  std::vector<std::unique_ptr<admin::HttpServer>> admin_servers;
+  std::thread admin_thread;
+  bool admin_ran = false;
 
   explicit Impl(const Options& o) : options(o) {
     if (o.listen.empty()) throw std::invalid_argument("--listen: no listen address given");
@@ -184,6 +197,12 @@ struct Server::Impl {
         if (s) th.worker->reconfigure(std::move(*s));
       });
       t->reconfigure_async.data = t.get();
+      uv_timer_init(&t->loop, &t->heartbeat_timer);
+      t->heartbeat_timer.data = t.get();
+      // A timer, not a per-iteration hook: an idle loop does not iterate but is not stuck.
+      uv_timer_start(
+          &t->heartbeat_timer,
+          [](uv_timer_t* h) { static_cast<Thread*>(h->data)->heartbeat.beat(); }, 0, 1000);
       uv_async_init(&t->loop, &t->stop_async, on_stop);
       t->stop_async.data = t.get();
       uv_timer_init(&t->loop, &t->drain_timer);
@@ -210,9 +229,118 @@ struct Server::Impl {
         throw std::invalid_argument("--kube=on: no Kubernetes API server found");
       }
     }
+    start_admin(o);
+  }
+
+  void start_admin(const Options& o) {
+    uv_loop_init(&admin_loop);
+    uv_async_init(&admin_loop, &admin_stop, [](uv_async_t* a) {
+      auto* impl = static_cast<Impl*>(a->data);
+      for (auto& s : impl->admin_servers) s->close();
+      uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
+    });
+    admin_stop.data = this;
+    auto serve = [&](const std::string& address, const char* flag, bool health, bool metrics) {
+      if (address.empty()) return;
+      auto server = std::make_unique<admin::HttpServer>(&admin_loop);
+      if (health) {
+        server->route("/health", [this](const admin::Request&) { return liveness(); });
+        server->route("/ready", [this](const admin::Request&) { return readiness(); });
+      }
+      if (metrics) {
+        server->route("/metrics", [this](const admin::Request&) {
+          return admin::Response{.status = 200,
+                                 .body = render_metrics(),
+                                 .content_type = std::string(admin::TextWriter::kContentType)};
+        });
+      }
+      admin_servers.push_back(std::move(server));
+      if (int err = admin_servers.back()->listen(parse_or_throw(address, flag, -1)); err < 0) {
+        stop_admin();
+        throw std::runtime_error("cannot listen on " + address + ": " + uv_strerror(err));
+      }
+    };
+    bool shared = o.health == o.metrics;
+    serve(o.health, "--health", true, shared);
+    if (!shared) serve(o.metrics, "--metrics", false, true);
+  }
+
+  // Closes the admin servers and runs their loop out (used when run() never started it).
+  void stop_admin() {
+    uv_async_send(&admin_stop);
+    uv_run(&admin_loop, UV_RUN_DEFAULT);
+    uv_loop_close(&admin_loop);
+    admin_ran = true;
+  }
+
+  admin::Response liveness() {
+    admin::LivenessFacts facts;
+    for (auto& t : threads) facts.heartbeat_age_ms.push_back(t->heartbeat.age_ms());
+    return admin::liveness(facts);
+  }
+
+  admin::Response readiness() {
+    uint64_t now = admin::monotonic_ms();
+    admin::ReadinessFacts facts{.listeners_bound = true,
+                                .last_upstream_answer_age_ms = admin::kNever,
+                                .last_upstream_failure_age_ms = admin::kNever,
+                                .kube_required = options.kube == "on",
+                                .kube_synced = table && table->synced(),
+                                .draining = stopping.load()};
+    for (upstream::ServerState* s : servers.all()) {
+      facts.last_upstream_answer_age_ms =
+          std::min(facts.last_upstream_answer_age_ms, admin::age_ms(s->last_answer_ms, now));
+      facts.last_upstream_failure_age_ms =
+          std::min(facts.last_upstream_failure_age_ms, admin::age_ms(s->last_failure_ms, now));
+    }
+    return admin::readiness(facts);
+  }
+
+  std::string render_metrics() {
+    namespace cd = admin::coredns;
+    uint64_t udp = 0, stream = 0, hits = 0, misses = 0, coalesced = 0, stale = 0;
+    uint64_t rcodes[16] = {};
+    for (auto& t : threads) {
+      const core::Counters& c = t->worker->counters();
+      udp += c.udp_queries.get();
+      stream += c.stream_queries.get();
+      hits += c.cache_hits.get();
+      misses += c.cache_misses.get();
+      coalesced += c.coalesced.get();
+      stale += c.stale_answers.get();
+      for (int r = 0; r < 16; ++r) rcodes[r] += c.responses_by_rcode[r].get();
+    }
+    std::string server = cd::server_label(*net::parse_address(options.listen.front(), 53));
+    admin::TextWriter w;
+    w.begin(cd::kDnsRequestsTotal);
+    w.sample({server, cd::kZoneRoot, cd::kProtoUdp, "", ""}, udp);
+    w.sample({server, cd::kZoneRoot, cd::kProtoTcp, "", ""}, stream);
+    w.begin(cd::kDnsResponsesTotal);
+    for (uint16_t r = 0; r < 16; ++r) {
+      if (rcodes[r]) w.sample({server, cd::kZoneRoot, cd::rcode_label(r), ""}, rcodes[r]);
+    }
+    w.begin(cd::kCacheEntries);
+    w.sample({server, cd::kCacheSuccess}, cache->size());
+    w.begin(cd::kCacheHitsTotal);
+    w.sample({server, cd::kCacheSuccess}, hits);
+    w.begin(cd::kCacheMissesTotal);
+    w.sample({server}, misses);
+    w.begin(cd::kCacheEvictionsTotal);
+    w.sample({server, cd::kCacheSuccess}, cache->evictions());
+    auto upstreams = servers.all();
+    w.begin(cd::kForwardRequestsTotal);
+    for (auto* s : upstreams) w.sample({s->address.to_string()}, s->queries.load());
+    w.begin(cd::kForwardHealthcheckFailuresTotal);
+    for (auto* s : upstreams) w.sample({s->address.to_string()}, s->probe_failures.load());
+    w.begin(cd::kCoalescedTotal);
+    w.sample(coalesced);
+    w.begin(cd::kStaleAnswersTotal);
+    w.sample(stale);
+    return w.take();
   }
 
   ~Impl() {
+    if (!admin_ran) stop_admin();
     for (auto& t : threads) {
       if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&t->stop_async))) stop_now(*t);
       uv_run(&t->loop, UV_RUN_DEFAULT);  // let every handle finish closing
@@ -244,6 +372,7 @@ struct Server::Impl {
   static void close_control_handles(Thread& t) {
     uv_close(reinterpret_cast<uv_handle_t*>(&t.stop_async), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&t.reconfigure_async), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&t.heartbeat_timer), nullptr);
     if (t.reload_request) uv_close(reinterpret_cast<uv_handle_t*>(t.reload_request), nullptr);
   }
 
@@ -262,11 +391,18 @@ Server::~Server() = default;
 
 void Server::run() {
   auto& threads = impl_->threads;
+  impl_->admin_ran = true;
+  impl_->admin_thread = std::thread([impl = impl_.get()] {
+    uv_run(&impl->admin_loop, UV_RUN_DEFAULT);
+    uv_loop_close(&impl->admin_loop);
+  });
   for (size_t i = 1; i < threads.size(); ++i) {
     threads[i]->thread = std::thread([t = threads[i].get()] { uv_run(&t->loop, UV_RUN_DEFAULT); });
   }
   uv_run(&threads[0]->loop, UV_RUN_DEFAULT);
   for (size_t i = 1; i < threads.size(); ++i) threads[i]->thread.join();
+  uv_async_send(&impl_->admin_stop);
+  impl_->admin_thread.join();
 }
 
 void Server::reload(const Options& options) {

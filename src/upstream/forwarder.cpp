@@ -113,6 +113,7 @@ class Forwarder::Probe final : public Exchange {
     }
     server_.consecutive_failures = 0;
     server_.avoid_until_ms = 0;
+    server_.last_answer_ms = forwarder_.transport_.now_ms();
     server_.probing = false;
     return true;
   }
@@ -164,6 +165,7 @@ void Forwarder::probe(ServerState& server, const Zone& zone) {
 
 void Forwarder::record_failure(ServerState& server) {
   ++server.failures;
+  server.last_failure_ms = transport_.now_ms();
   uint32_t n = std::min<uint32_t>(server.consecutive_failures.fetch_add(1) + 1, 10);
   server.avoid_until_ms = transport_.now_ms() + std::min<uint64_t>(uint64_t(500) << n, kMaxAvoidMs);
 }
@@ -244,6 +246,7 @@ bool Resolution::on_reply(uint16_t id, std::span<const uint8_t> reply) {
     }
     return true;
   }
+  server_->last_answer_ms = now;
   if (!server_->probing) {
     server_->consecutive_failures = 0;
     server_->avoid_until_ms = 0;

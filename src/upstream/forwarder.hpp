@@ -42,6 +42,7 @@ struct ServerState {
   std::atomic<uint64_t> avoid_until_ms{0};  // after failures, other servers go first until then
   std::atomic<bool> probing{false};  // a probe is out: it must answer before traffic comes back
   std::atomic<uint64_t> queries{0}, failures{0}, probe_failures{0};
+  std::atomic<uint64_t> last_answer_ms{0}, last_failure_ms{0};  // monotonic; for /ready
 
   bool avoided(uint64_t now) const {
     return consecutive_failures.load(std::memory_order_relaxed) > 0 &&

@@ -346,7 +346,9 @@ class Readyns(Process):
 
     def __init__(self, log_path, upstreams=(), forward=(), args=()):
         self.port = free_port()
-        argv = [readyns_bin(), "--listen", f"{HOST}:{self.port}", "--log-level", "debug"]
+        # Admin HTTP off unless a test asks: many daemons run at once and would share ports.
+        argv = [readyns_bin(), "--listen", f"{HOST}:{self.port}", "--log-level", "debug",
+                "--health=", "--metrics="]
         # e.g. "--threads 2": the whole suite again with several workers (the TSan run does).
         argv += os.environ.get("READYNS_TEST_ARGS", "").split()
         for up in upstreams:
