@@ -173,7 +173,8 @@ void Forwarder::record_failure(ServerState& server) {
 uint32_t Forwarder::attempt_timeout(const ServerState& s) const {
   uint32_t srtt = s.srtt_ms;
   if (srtt == 0) return settings_.attempt_timeout_ms;
-  return std::clamp(4 * srtt + 100, kMinAttemptTimeoutMs, settings_.attempt_timeout_ms);
+  uint32_t ceiling = settings_.attempt_timeout_ms;
+  return std::clamp(4 * srtt + 100, std::min(kMinAttemptTimeoutMs, ceiling), ceiling);
 }
 
 void Forwarder::resolve(std::span<const uint8_t> question, bool do_bit, Resolution& r) {
@@ -196,7 +197,10 @@ void Forwarder::resolve(std::span<const uint8_t> question, bool do_bit, Resoluti
   wire::append_opt(r.query_, len, do_bit, 0);
 
   order_servers(*r.zone_, r.order_);
-  r.next_attempt();
+  // The first attempt goes out whatever the deadline: on_resolved() must never run inside
+  // resolve(), where the caller still holds the resolution.
+  r.server_ = r.order_[r.attempts_++ % r.order_.size()];
+  r.send(Protocol::kUdp);
 }
 
 void Resolution::next_attempt() {

@@ -207,7 +207,9 @@ bool prepare_answer(std::span<const uint8_t> reply, const TtlPolicy& policy,
     if (!walk(rebuilt, zone, layout)) return false;
     out.wire = std::move(rebuilt);
   } else {
-    out.wire.assign(reply.begin(), reply.end());
+    // Bytes after the last record are not ours to relay: a client would read them as records.
+    size_t end = layout.records.empty() ? layout.question_end : layout.records.back().end;
+    out.wire.assign(reply.begin(), reply.begin() + end);
     if (!layout.records.empty() && layout.records.back().type == kTypeOpt) {
       out.wire.resize(layout.records.back().start);
       put16(&out.wire[10], uint16_t(get16(&out.wire[10]) - 1));

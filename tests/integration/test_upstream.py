@@ -170,3 +170,14 @@ def test_forward_routes_by_longest_zone(fault, readyns):
     assert cluster.count("svc0.ns0.svc.xcluster.local") == 0
     udp(server.port, harness.make_query("cluster.local", "SOA"))
     assert cluster.count("cluster.local") == 1 and default.count("cluster.local") == 0
+
+
+def test_tiny_resolve_and_attempt_timeouts_still_answer(fault, readyns):
+    # --resolve-timeout 10 once answered inside resolve() and crashed; --upstream-timeout under
+    # the 250 ms floor once gave std::clamp an empty range. Both are valid settings.
+    upstream = fault("ok")
+    server = readyns(upstreams=[upstream.port], args=["--resolve-timeout", "10", "--upstream-timeout", "20"])
+    answer = udp(server.port, harness.make_query("svc3.ns0.svc.cluster.local"))
+    assert answer.rcode() in (dns.rcode.NOERROR, dns.rcode.SERVFAIL)
+    answer = udp(server.port, harness.make_query("svc4.ns0.svc.cluster.local"))
+    assert answer.rcode() in (dns.rcode.NOERROR, dns.rcode.SERVFAIL)
