@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cstring>
 
 namespace readyns::core {
@@ -302,7 +303,10 @@ void Worker::on_stale_tick() {
 }
 
 void Worker::log_query(const wire::Query& q, const net::ReplyTo& to, const char* outcome) {
-  if (queries_seen_++ % settings_.query_log_sample != 0) return;
+  // One count for all workers, so "one in N" holds whichever worker a query reaches.
+  static std::atomic<uint64_t> queries_seen{0};
+  if (queries_seen.fetch_add(1, std::memory_order_relaxed) % settings_.query_log_sample != 0)
+    return;
   std::string name;
   wire::append_name_text(q.question.name, q.question.name_len, name);
   std::string client = "in-process";

@@ -98,7 +98,6 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   std::unordered_map<std::string, Miss*> in_flight_;  // the mesh: one upstream query per key
   std::vector<uint8_t> out_;                          // answers are rendered here
   size_t prefetches_ = 0;
-  uint64_t queries_seen_ = 0;  // for query log sampling
   size_t stale_waiters_ = 0;
   uv_timer_t* stale_timer_;
   // Outcomes of flights other workers led, posted from their threads.
