@@ -48,8 +48,12 @@ TEST_CASE("hit path") {
   cache::Key key = cache::make_key(q.question, false, key_bytes);
   cache.insert(key, 100, 30, answer, offsets);
 
-  BENCHMARK("parse_query") { return wire::parse_query(query, q); };
-  BENCHMARK("make_key") { return cache::make_key(q.question, false, key_bytes).hash; };
+  BENCHMARK("parse_query") {
+    return wire::parse_query(query, q);
+  };
+  BENCHMARK("make_key") {
+    return cache::make_key(q.question, false, key_bytes).hash;
+  };
   BENCHMARK("cache find + render_answer") {
     size_t len = 0;
     cache.find(key, 105, [&](const cache::EntryView& e) {

@@ -122,7 +122,8 @@ std::vector<uint8_t> random_name(FuzzedDataProvider& in) {
     unsigned len = in.ConsumeIntegralInRange<unsigned>(1, 2);
     name.push_back(uint8_t(len));
     for (unsigned j = 0; j < len; ++j) {
-      name.push_back(uint8_t(kAlphabet[in.ConsumeIntegralInRange<size_t>(0, sizeof kAlphabet - 1)]));
+      name.push_back(
+          uint8_t(kAlphabet[in.ConsumeIntegralInRange<size_t>(0, sizeof kAlphabet - 1)]));
     }
   }
   if (in.ConsumeBool()) {  // now and then a long name, up to the 255-byte limit

@@ -17,12 +17,12 @@
 #include <vector>
 
 // A violated invariant: print it and abort, which libFuzzer reports as a crash with the input.
-#define FUZZ_CHECK(cond)                                                                    \
-  do {                                                                                      \
-    if (!(cond)) {                                                                          \
+#define FUZZ_CHECK(cond)                                                                   \
+  do {                                                                                     \
+    if (!(cond)) {                                                                         \
       std::fprintf(stderr, "FUZZ_CHECK failed: %s at %s:%d\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                         \
-    }                                                                                       \
+      std::abort();                                                                        \
+    }                                                                                      \
   } while (0)
 
 namespace readyns::fuzz {
@@ -216,7 +216,8 @@ inline bool names_cross_ttls(std::span<const uint8_t> m, const OracleMessage& ms
       // Names in RDATA (a CNAME's target is what the chain follows).
       if (msg.records[i].type == 5) {
         std::vector<uint8_t> a, b;
-        if (oracle_name(m, msg.records[i].rdata, &a) != oracle_name(copy, msg.records[i].rdata, &b) ||
+        if (oracle_name(m, msg.records[i].rdata, &a) !=
+                oracle_name(copy, msg.records[i].rdata, &b) ||
             a != b) {
           return true;
         }

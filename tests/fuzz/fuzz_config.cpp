@@ -111,7 +111,8 @@ bool safe(std::string_view text) {
   }
   // Escapes could spell a path the check above does not see.
   return text.find('\\') == std::string_view::npos && text.find("..") == std::string_view::npos &&
-         text.find("/dev") == std::string_view::npos && text.find("/proc") == std::string_view::npos;
+         text.find("/dev") == std::string_view::npos &&
+         text.find("/proc") == std::string_view::npos;
 }
 
 }  // namespace

@@ -23,8 +23,8 @@ using fuzz::rd16;
 
 namespace {
 
-constexpr uint8_t kZoneSuffix[] = {3, 's', 'v', 'c', 7, 'c', 'l', 'u', 's', 't', 'e', 'r',
-                                   5, 'l', 'o', 'c', 'a', 'l', 0};
+constexpr uint8_t kZoneSuffix[] = {3,   's', 'v', 'c', 7,   'c', 'l', 'u', 's', 't',
+                                   'e', 'r', 5,   'l', 'o', 'c', 'a', 'l', 0};
 
 // Names worth asking about, from everything the slices said.
 struct Names {

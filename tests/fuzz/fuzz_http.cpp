@@ -99,8 +99,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // What the requests are, parsed alone.
   admin::ParseOutcome parsed = admin::parse_requests(stream, limits);
   FUZZ_CHECK(parsed.consumed <= stream.size());
-  FUZZ_CHECK(parsed.error_status == 0 || parsed.error_status == 400 ||
-             parsed.error_status == 413 || parsed.error_status == 431);
+  FUZZ_CHECK(parsed.error_status == 0 || parsed.error_status == 400 || parsed.error_status == 413 ||
+             parsed.error_status == 431);
   std::vector<bool> heads;
   for (size_t i = 0; i < parsed.requests.size(); ++i) {
     const admin::Request& r = parsed.requests[i];

@@ -199,7 +199,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Into a buffer too small for it: nothing, never a partial answer.
   std::vector<uint8_t> small(mix % (len + 1));
   size_t small_len = wire::build_empty_answer(q, rcode, small);
-  FUZZ_CHECK(small_len == 0 || (small_len == len && std::memcmp(small.data(), out.data(), len) == 0));
+  FUZZ_CHECK(small_len == 0 ||
+             (small_len == len && std::memcmp(small.data(), out.data(), len) == 0));
   if (check != wire::QueryCheck::kOk) return 0;
 
   // The hit path, as core::Worker runs it.

@@ -81,7 +81,8 @@ struct Client final : net::AnswerSink {
       FUZZ_CHECK(std::memcmp(&a[12], query.data() + 12, q.name_len + 4u) == 0);
     }
     if (check != wire::QueryCheck::kOk) FUZZ_CHECK(rd16(&a[6]) == 0);
-    if (check == wire::QueryCheck::kOk && (a[3] & 0x0f) == wire::kNoError && !(a[2] & wire::kFlagTc)) {
+    if (check == wire::QueryCheck::kOk && (a[3] & 0x0f) == wire::kNoError &&
+        !(a[2] & wire::kFlagTc)) {
       // A real answer: every record walks.
       fuzz::OracleMessage m;
       FUZZ_CHECK(fuzz::oracle_walk(a, m));
@@ -147,8 +148,9 @@ class FakeTransport final : public upstream::Transport {
   void advance(uint64_t ms) {
     uint64_t target = now_ + ms;
     for (;;) {
-      auto due = std::min_element(pending_.begin(), pending_.end(),
-                                  [](const Pending& a, const Pending& b) { return a.deadline < b.deadline; });
+      auto due = std::min_element(
+          pending_.begin(), pending_.end(),
+          [](const Pending& a, const Pending& b) { return a.deadline < b.deadline; });
       if (due == pending_.end() || due->deadline > target) break;
       now_ = std::max(now_, due->deadline);
       fail(size_t(due - pending_.begin()), upstream::Failure::kTimeout);
@@ -165,8 +167,13 @@ class FakeTransport final : public upstream::Transport {
 // ---- Fixed parts -----------------------------------------------------------------------------
 
 const char* const kNames[] = {
-    "www.example.com.", "example.com.",       "a.b.example.org.", "hl0.ns0.svc.cluster.local.",
-    "web-0.hl0.ns0.svc.cluster.local.",       "other.ns0.svc.cluster.local.", ".",
+    "www.example.com.",
+    "example.com.",
+    "a.b.example.org.",
+    "hl0.ns0.svc.cluster.local.",
+    "web-0.hl0.ns0.svc.cluster.local.",
+    "other.ns0.svc.cluster.local.",
+    ".",
     "_http._tcp.hl0.ns0.svc.cluster.local.",
 };
 constexpr uint16_t kTypes[] = {1, 28, 33, 15, 6, 16, 255, 2};
@@ -210,7 +217,8 @@ std::vector<uint8_t> templated_query(Reader& in) {
   uint8_t mask = in.byte(), flags = in.byte();
   for (size_t i = 0; i < name.size(); i += 1 + name[i]) {
     for (size_t j = 1; j <= name[i]; ++j) {
-      if ((mask >> ((i + j) % 8)) & 1 && name[i + j] >= 'a' && name[i + j] <= 'z') name[i + j] ^= 0x20;
+      if ((mask >> ((i + j) % 8)) & 1 && name[i + j] >= 'a' && name[i + j] <= 'z')
+        name[i + j] ^= 0x20;
     }
   }
   std::vector<uint8_t> m;
@@ -333,12 +341,14 @@ void run(Reader& in) {
   settings.forwarder.randomize_case = s0 & 1;
   // --upstream-timeout accepts 10 ms and up; below 250 ms the forwarder's std::clamp() gets
   // lo > hi once a server has an RTT (undefined; _GLIBCXX_ASSERTIONS aborts).
-  settings.forwarder.attempt_timeout_ms = std::array<uint32_t, 4>{10, 100, 1000, 250}[(s0 >> 2) & 3];
+  settings.forwarder.attempt_timeout_ms =
+      std::array<uint32_t, 4>{10, 100, 1000, 250}[(s0 >> 2) & 3];
   if (settings.forwarder.attempt_timeout_ms < 250 && fuzz::known("clamp-attempt-timeout")) {
     settings.forwarder.attempt_timeout_ms += 250;
   }
   // 10 ms is the smallest --resolve-timeout the configuration accepts.
-  settings.forwarder.resolve_timeout_ms = std::array<uint32_t, 4>{10, 300, 1500, 4000}[(s0 >> 4) & 3];
+  settings.forwarder.resolve_timeout_ms =
+      std::array<uint32_t, 4>{10, 300, 1500, 4000}[(s0 >> 4) & 3];
   // With it the forwarder resolves inside resolve(), before the worker has added the waiter.
   if (settings.forwarder.resolve_timeout_ms == 10 && fuzz::known("sync-resolve")) {
     settings.forwarder.resolve_timeout_ms = 20;
@@ -357,7 +367,8 @@ void run(Reader& in) {
   bool local = s0 & 2;
 
   std::vector<std::unique_ptr<Client>> clients;  // outlive the workers: waiters hold references
-  cache::Cache cache({.max_entries = size_t(1 + s2 % 16), .shards = unsigned(1 + s2 / 64),
+  cache::Cache cache({.max_entries = size_t(1 + s2 % 16),
+                      .shards = unsigned(1 + s2 / 64),
                       .stale_max = std::array<uint32_t, 4>{0, 10, 3600, 1}[s3 & 3]});
   core::Mesh mesh;
   upstream::ServerPool pool;  // upstream health, shared by both workers
@@ -365,7 +376,8 @@ void run(Reader& in) {
   FakeTransport transport;
   TableAnswerer answerer(*table);
   std::optional<core::Worker> workers[2];
-  for (auto& w : workers) w.emplace(loop, settings, cache, mesh, transport, local ? &answerer : nullptr);
+  for (auto& w : workers)
+    w.emplace(loop, settings, cache, mesh, transport, local ? &answerer : nullptr);
 
   for (unsigned steps = 0; !in.empty() && steps < 400; ++steps) {
     uint8_t op = in.byte();
@@ -386,8 +398,8 @@ void run(Reader& in) {
       case 3: {  // a reply to an outstanding exchange, templated or raw
         if (transport.pending().empty()) break;
         size_t i = in.byte() % transport.pending().size();
-        std::vector<uint8_t> reply = (op % 8 == 2) ? templated_reply(transport.pending()[i], in)
-                                                   : in.bytes(in.u16() % 1024);
+        std::vector<uint8_t> reply =
+            (op % 8 == 2) ? templated_reply(transport.pending()[i], in) : in.bytes(in.u16() % 1024);
         if (!known_issue(reply)) transport.reply(i, reply);
         break;
       }
@@ -410,7 +422,7 @@ void run(Reader& in) {
 
   // Everything times out in the end: every resolution must finish.
   for (int round = 0; round < 100 && (!transport.pending().empty() || workers[0]->in_flight() ||
-                                       workers[1]->in_flight());
+                                      workers[1]->in_flight());
        ++round) {
     transport.advance(10000);
     run_loop();

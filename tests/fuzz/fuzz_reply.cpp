@@ -24,14 +24,14 @@ using fuzz::rd32;
 namespace {
 
 // The question the seeds answer: www.example.com. A IN, ID 0x1234.
-constexpr uint8_t kFixedName[] = {3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c',
-                                  'o', 'm', 0};
+constexpr uint8_t kFixedName[] = {3,   'w', 'w', 'w', 7,   'e', 'x', 'a', 'm',
+                                  'p', 'l', 'e', 3,   'c', 'o', 'm', 0};
 constexpr uint8_t kExampleCom[] = {7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0};
 constexpr uint16_t kFixedId = 0x1234;
 
 constexpr wire::TtlPolicy kPolicies[8] = {
-    {0, 30, 5},       {0, 0, 0},   {10, 5, 5},        {0, 0x7fffffff, 0x7fffffff},
-    {60, 86400, 300}, {0, 30, 0},  {300, 3600, 3600}, {0, UINT32_MAX, UINT32_MAX},
+    {0, 30, 5},       {0, 0, 0},  {10, 5, 5},        {0, 0x7fffffff, 0x7fffffff},
+    {60, 86400, 300}, {0, 30, 0}, {300, 3600, 3600}, {0, UINT32_MAX, UINT32_MAX},
 };
 constexpr size_t kLimits[4] = {512, 1232, 4096, wire::kMaxMessageSize};
 
@@ -71,8 +71,8 @@ wire::ReplyCheck expected_check(std::span<const uint8_t> r, uint16_t id, const u
   return (r[2] & wire::kFlagTc) ? wire::ReplyCheck::kTruncated : wire::ReplyCheck::kAccept;
 }
 
-void check_both_ways(std::span<const uint8_t> reply, uint16_t id, const uint8_t* qname,
-                     size_t qlen, uint16_t qtype, uint16_t qclass, bool exact) {
+void check_both_ways(std::span<const uint8_t> reply, uint16_t id, const uint8_t* qname, size_t qlen,
+                     uint16_t qtype, uint16_t qclass, bool exact) {
   wire::ReplyCheck got = wire::check_reply(reply, id, qname, qlen, qtype, qclass, exact);
   FUZZ_CHECK(got == expected_check(reply, id, qname, qlen, qtype, qclass, exact));
 }
@@ -144,7 +144,8 @@ void check_prepared(std::span<const uint8_t> reply, const wire::TtlPolicy& polic
 
   FUZZ_CHECK(p.rcode == (reply[3] & 0x0f));
   unsigned answers = rd16(&w[6]);
-  FUZZ_CHECK(p.negative == (p.rcode == wire::kNxDomain || (p.rcode == wire::kNoError && answers == 0)));
+  FUZZ_CHECK(p.negative ==
+             (p.rcode == wire::kNxDomain || (p.rcode == wire::kNoError && answers == 0)));
   uint32_t bound = p.negative ? policy.neg_ttl : policy.max_ttl;
   FUZZ_CHECK(p.ttl <= bound);
   if (p.rcode != wire::kNoError && p.rcode != wire::kNxDomain) FUZZ_CHECK(p.ttl == 0);

@@ -124,17 +124,18 @@ void queries() {
   write(t, "a-edns-do", query({.name = "www.example.com.", .edns_size = 1232, .do_bit = true}));
   write(t, "aaaa-mixed-case-edns4096",
         query({.name = "WwW.ExAmPlE.CoM.", .type = LDNS_RR_TYPE_AAAA, .edns_size = 4096}));
-  write(t, "srv-k8s", query({.name = "_http._tcp.hl0.ns0.svc.cluster.local.",
-                             .type = LDNS_RR_TYPE_SRV, .edns_size = 1232}));
+  write(t, "srv-k8s",
+        query({.name = "_http._tcp.hl0.ns0.svc.cluster.local.",
+               .type = LDNS_RR_TYPE_SRV,
+               .edns_size = 1232}));
   write(t, "root-ns", query({.name = ".", .type = LDNS_RR_TYPE_NS}));
   write(t, "axfr", query({.name = "example.com.", .type = LDNS_RR_TYPE_AXFR}));
   write(t, "ixfr", query({.name = "example.com.", .type = LDNS_RR_TYPE_IXFR}));
-  write(t, "notify", query({.name = "example.com.", .type = LDNS_RR_TYPE_SOA,
-                            .opcode = LDNS_PACKET_NOTIFY}));
-  write(t, "edns-version-1",
-        query({.name = "example.com.", .edns_size = 1232, .edns_version = 1}));
-  write(t, "chaos-version-bind", query({.name = "version.bind.", .type = LDNS_RR_TYPE_TXT,
-                                        .rclass = LDNS_RR_CLASS_CH}));
+  write(t, "notify",
+        query({.name = "example.com.", .type = LDNS_RR_TYPE_SOA, .opcode = LDNS_PACKET_NOTIFY}));
+  write(t, "edns-version-1", query({.name = "example.com.", .edns_size = 1232, .edns_version = 1}));
+  write(t, "chaos-version-bind",
+        query({.name = "version.bind.", .type = LDNS_RR_TYPE_TXT, .rclass = LDNS_RR_CLASS_CH}));
   std::string longest = std::string(63, 'a') + "." + std::string(63, 'b') + "." +
                         std::string(63, 'c') + "." + std::string(61, 'd') + ".";
   write(t, "name-255-bytes", query({.name = longest, .edns_size = 512}));
@@ -152,7 +153,8 @@ void queries() {
   bump(m, 10);
   write(t, "two-opt", m);
   m = query({.name = "www.example.com."});
-  const Bytes cookie = {0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 12, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8};
+  const Bytes cookie = {0,  0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 12, 0,
+                        10, 0, 8,  1,    2,    3, 4, 5,    6, 7, 8};
   m.insert(m.end(), cookie.begin(), cookie.end());
   bump(m, 10);
   write(t, "opt-cookie", m);
@@ -177,26 +179,32 @@ Bytes framed(uint8_t flags, uint8_t zone, uint8_t render, const Bytes& body,
 
 void replies() {
   const std::string t = "fuzz_reply";
-  const std::string soa = "example.com. 300 IN SOA ns1.example.com. hostmaster.example.com. 1 7200 1800 86400 60";
-  write(t, "a-opt", framed(0x00, 0, 0x01, reply({.edns = true, .answer = {"www.example.com. 300 IN A 192.0.2.1"}})));
+  const std::string soa =
+      "example.com. 300 IN SOA ns1.example.com. hostmaster.example.com. 1 7200 1800 86400 60";
+  write(t, "a-opt",
+        framed(0x00, 0, 0x01,
+               reply({.edns = true, .answer = {"www.example.com. 300 IN A 192.0.2.1"}})));
   write(t, "cname-chain-and-junk",
-        framed(0x01, 0, 0x03,
-               reply({.answer = {"www.example.com. 3600 IN CNAME web.example.com.",
-                                 "web.example.com. 60 IN CNAME cdn.example.com.",
-                                 "cdn.example.com. 20 IN A 192.0.2.7",
-                                 "evil.com. 86400 IN A 6.6.6.6"},
-                      .authority = {"example.com. 3600 IN NS ns1.example.com.",
-                                    "com. 3600 IN NS a.gtld-servers.net."},
-                      .additional = {"ns1.example.com. 3600 IN A 192.0.2.53",
-                                     "a.gtld-servers.net. 3600 IN A 192.5.6.30"}})));
-  write(t, "nxdomain-soa", framed(0x09, 0, 0x00, reply({.rcode = 3, .edns = true, .authority = {soa}})));
-  write(t, "nodata-soa", framed(0x21, 0, 0x00, reply({.qtype = LDNS_RR_TYPE_A, .authority = {soa}})));
+        framed(
+            0x01, 0, 0x03,
+            reply({.answer = {"www.example.com. 3600 IN CNAME web.example.com.",
+                              "web.example.com. 60 IN CNAME cdn.example.com.",
+                              "cdn.example.com. 20 IN A 192.0.2.7", "evil.com. 86400 IN A 6.6.6.6"},
+                   .authority = {"example.com. 3600 IN NS ns1.example.com.",
+                                 "com. 3600 IN NS a.gtld-servers.net."},
+                   .additional = {"ns1.example.com. 3600 IN A 192.0.2.53",
+                                  "a.gtld-servers.net. 3600 IN A 192.5.6.30"}})));
+  write(t, "nxdomain-soa",
+        framed(0x09, 0, 0x00, reply({.rcode = 3, .edns = true, .authority = {soa}})));
+  write(t, "nodata-soa",
+        framed(0x21, 0, 0x00, reply({.qtype = LDNS_RR_TYPE_A, .authority = {soa}})));
   write(t, "nodata-no-soa", framed(0x00, 0, 0x00, reply({})));
   write(t, "truncated", framed(0x04, 0, 0x00, reply({.tc = true})));
   write(t, "servfail", framed(0x00, 0, 0x00, reply({.rcode = 2, .edns = true})));
   write(t, "refused", framed(0x00, 0, 0x00, reply({.rcode = 5})));
   std::vector<std::string> many;
-  for (int i = 0; i < 60; ++i) many.push_back("www.example.com. 300 IN A 192.0.2." + std::to_string(i));
+  for (int i = 0; i < 60; ++i)
+    many.push_back("www.example.com. 300 IN A 192.0.2." + std::to_string(i));
   write(t, "sixty-a", framed(0x08, 0, 0x00, reply({.edns = true, .answer = many})));
   write(t, "mx-compressed",
         framed(0x41, 0, 0x02,
@@ -206,11 +214,14 @@ void replies() {
                       .additional = {"mail.example.com. 300 IN A 192.0.2.25",
                                      "mail2.example.com. 300 IN AAAA 2001:db8::25"}})));
   write(t, "mixed-case-question",
-        framed(0x04, 0, 0x00, reply({.qname = "WwW.eXaMpLe.CoM.", .answer = {"WwW.eXaMpLe.CoM. 300 IN A 192.0.2.1"}})));
+        framed(0x04, 0, 0x00,
+               reply({.qname = "WwW.eXaMpLe.CoM.",
+                      .answer = {"WwW.eXaMpLe.CoM. 300 IN A 192.0.2.1"}})));
   const std::string svc = "hl0.ns0.svc.cluster.local.";
   write(t, "srv-k8s-suffix-zone",
         framed(0x62, 3, 0x00,
-               reply({.qname = "_http._tcp." + svc, .qtype = LDNS_RR_TYPE_SRV,
+               reply({.qname = "_http._tcp." + svc,
+                      .qtype = LDNS_RR_TYPE_SRV,
                       .answer = {"_http._tcp." + svc + " 5 IN SRV 0 50 8080 web-0." + svc,
                                  "_http._tcp." + svc + " 5 IN SRV 0 50 8080 web-1." + svc},
                       .additional = {"web-0." + svc + " 5 IN A 10.0.0.1",
@@ -222,8 +233,9 @@ void replies() {
                       .additional = {"ns.example.net. 300 IN A 192.0.2.2"}}),
                "example.com"));
   write(t, "ttl-top-bit",
-        framed(0xe0, 0, 0x00, reply({.answer = {"www.example.com. 2147483648 IN A 192.0.2.1",
-                                                "www.example.com. 4294967295 IN A 192.0.2.2"}})));
+        framed(0xe0, 0, 0x00,
+               reply({.answer = {"www.example.com. 2147483648 IN A 192.0.2.1",
+                                 "www.example.com. 4294967295 IN A 192.0.2.2"}})));
   std::vector<std::string> chain;
   for (int i = 0; i < 20; ++i) {
     chain.push_back((i ? "c" + std::to_string(i) + ".example.com." : "www.example.com.") +
@@ -267,28 +279,37 @@ void endpoint_slices() {
       R"({"metadata":{"name":"hl0-def","namespace":"ns0","resourceVersion":"4711","labels":{"kubernetes.io/service-name":"hl0","service.kubernetes.io/headless":""}},"addressType":"IPv4","endpoints":[{"addresses":["10.244.2.9"],"conditions":{"ready":true}},{"addresses":["10.244.2.10"]}],"ports":[{"name":"http","protocol":"TCP","port":8080}]})";
   const std::string slice_v6 =
       R"({"metadata":{"name":"db-v6","namespace":"data","resourceVersion":"12","labels":{"kubernetes.io/service-name":"db","service.kubernetes.io/headless":""}},"addressType":"IPv6","endpoints":[{"addresses":["2001:DB8::1"],"hostname":"db-0","conditions":{"ready":true}},{"addresses":["fd00::2","fd00::3"],"conditions":{"ready":null}}],"ports":[{"name":"pg","protocol":"TCP","port":5432},{"port":5433}]})";
-  write_text(t, "api-reference-list-and-events",
-             R"({"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"4711"},"items":[)" +
-                 slice_a + "]}\n" + R"({"type":"ADDED","object":)" + slice_b + "}\n" +
-                 R"({"type":"MODIFIED","object":)" + slice_a + "}\n" +
-                 R"({"type":"BOOKMARK","object":{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"4800","annotations":{"k8s.io/initial-events-end":"true"}}}})" "\n" +
-                 R"({"type":"DELETED","object":)" + slice_b + "}\n" +
-                 R"j({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 4700 (4800)","reason":"Expired","code":410}})j" "\n");
-  write_text(t, "ipv6-and-continue",
-             R"({"metadata":{"resourceVersion":"99","continue":"eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"},"items":[)" +
-                 slice_v6 + "," + slice_b + "]}\n" + R"({"type":"ADDED","object":)" + slice_a + "}\n");
-  write_text(t, "empty-list-then-events",
-             R"({"metadata":{"resourceVersion":"1"},"items":[]})" "\n" +
-                 std::string(R"({"type":"ADDED","object":)") + slice_v6 + "}\n" +
-                 R"({"type":"MODIFIED","object":{"metadata":{"name":"db-v6","namespace":"data","labels":{"kubernetes.io/service-name":"db"}},"addressType":"IPv6","endpoints":[]}})" "\n" +
-                 R"({"type":"DELETED","object":{"metadata":{"name":"db-v6","namespace":"data"}}})" "\n");
-  write_text(t, "odd-slices",
-             R"({"metadata":{"resourceVersion":"5"},"items":[)"
-             R"({"metadata":{"name":"f","namespace":"ns1","labels":{"kubernetes.io/service-name":"ext","service.kubernetes.io/headless":""}},"addressType":"FQDN","endpoints":[{"addresses":["db.example.com"]}]},)"
-             R"({"metadata":{"name":"n","namespace":"ns1","labels":{"kubernetes.io/service-name":"plain"}},"addressType":"IPv4","endpoints":[{"addresses":["10.1.1.1"]}]},)"
-             R"({"metadata":{"name":"bad-port","namespace":"ns1","labels":{"kubernetes.io/service-name":"x","service.kubernetes.io/headless":""}},"addressType":"IPv4","endpoints":[{"addresses":["10.1.1.2"],"hostname":"Not_A_Label"}],"ports":[{"port":70000}]},)"
-             R"({"metadata":{"name":"UPPER","namespace":"ns1","labels":{"kubernetes.io/service-name":"Up","service.kubernetes.io/headless":""}},"addressType":"IPv4","endpoints":[{"addresses":["10.1.1.3"],"hostname":"WEB"}],"ports":[{"name":"HTTP","protocol":"TCP","port":80}]})"
-             "]}\n");
+  write_text(
+      t, "api-reference-list-and-events",
+      R"({"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"4711"},"items":[)" +
+          slice_a + "]}\n" + R"({"type":"ADDED","object":)" + slice_b + "}\n" +
+          R"({"type":"MODIFIED","object":)" + slice_a + "}\n" +
+          R"({"type":"BOOKMARK","object":{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"4800","annotations":{"k8s.io/initial-events-end":"true"}}}})"
+          "\n" +
+          R"({"type":"DELETED","object":)" + slice_b + "}\n" +
+          R"j({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 4700 (4800)","reason":"Expired","code":410}})j"
+          "\n");
+  write_text(
+      t, "ipv6-and-continue",
+      R"({"metadata":{"resourceVersion":"99","continue":"eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"},"items":[)" +
+          slice_v6 + "," + slice_b + "]}\n" + R"({"type":"ADDED","object":)" + slice_a + "}\n");
+  write_text(
+      t, "empty-list-then-events",
+      R"({"metadata":{"resourceVersion":"1"},"items":[]})"
+      "\n" +
+          std::string(R"({"type":"ADDED","object":)") + slice_v6 + "}\n" +
+          R"({"type":"MODIFIED","object":{"metadata":{"name":"db-v6","namespace":"data","labels":{"kubernetes.io/service-name":"db"}},"addressType":"IPv6","endpoints":[]}})"
+          "\n" +
+          R"({"type":"DELETED","object":{"metadata":{"name":"db-v6","namespace":"data"}}})"
+          "\n");
+  write_text(
+      t, "odd-slices",
+      R"({"metadata":{"resourceVersion":"5"},"items":[)"
+      R"({"metadata":{"name":"f","namespace":"ns1","labels":{"kubernetes.io/service-name":"ext","service.kubernetes.io/headless":""}},"addressType":"FQDN","endpoints":[{"addresses":["db.example.com"]}]},)"
+      R"({"metadata":{"name":"n","namespace":"ns1","labels":{"kubernetes.io/service-name":"plain"}},"addressType":"IPv4","endpoints":[{"addresses":["10.1.1.1"]}]},)"
+      R"({"metadata":{"name":"bad-port","namespace":"ns1","labels":{"kubernetes.io/service-name":"x","service.kubernetes.io/headless":""}},"addressType":"IPv4","endpoints":[{"addresses":["10.1.1.2"],"hostname":"Not_A_Label"}],"ports":[{"port":70000}]},)"
+      R"({"metadata":{"name":"UPPER","namespace":"ns1","labels":{"kubernetes.io/service-name":"Up","service.kubernetes.io/headless":""}},"addressType":"IPv4","endpoints":[{"addresses":["10.1.1.3"],"hostname":"WEB"}],"ports":[{"name":"HTTP","protocol":"TCP","port":80}]})"
+      "]}\n");
 }
 
 // ---- fuzz_query_handler ----------------------------------------------------------------------
@@ -305,10 +326,18 @@ Bytes reply(uint8_t which, uint8_t flags, uint8_t rcode, std::initializer_list<u
   m.insert(m.end(), records.begin(), records.end());
   return m;
 }
-Bytes fail(uint8_t which) { return {0x04, which}; }
-Bytes advance(uint8_t step) { return {0x05, step}; }
-Bytes loop() { return {0x07}; }
-Bytes close(uint8_t which) { return {0x06, which}; }
+Bytes fail(uint8_t which) {
+  return {0x04, which};
+}
+Bytes advance(uint8_t step) {
+  return {0x05, step};
+}
+Bytes loop() {
+  return {0x07};
+}
+Bytes close(uint8_t which) {
+  return {0x06, which};
+}
 }  // namespace op
 
 Bytes stream(std::initializer_list<Bytes> parts) {
@@ -326,8 +355,8 @@ void handler_streams() {
   // A miss, an A answer (TTL 30), then hits and an expiry.
   write(t, "miss-answer-hit",
         stream({settings, op::query(0, 0, rd_edns), op::reply(0, 0, 0, {1, 0, 0}, {0x00, 3}),
-                op::query(0, 0xff, rd_edns), op::advance(6), op::query(0, 0x0f, rd),
-                op::advance(7), op::query(0, 0, rd_edns)}));
+                op::query(0, 0xff, rd_edns), op::advance(6), op::query(0, 0x0f, rd), op::advance(7),
+                op::query(0, 0, rd_edns)}));
   // Three clients coalesce (two workers through the mesh), a CNAME chain answers them.
   write(t, "coalesce-cname",
         stream({settings, op::query(0, 0, rd), op::query(0, 0x55, rd), op::query(0, 0xaa, rd, true),
@@ -347,9 +376,9 @@ void handler_streams() {
   Bytes local = settings;
   local[0] |= 2;
   write(t, "local-table",
-        stream({local, op::query(3, 0, rd_edns | 0x20), op::query(4, 0x0f, rd), op::query(7, 0, rd | 0x20),
-                op::query(5, 0, rd), op::close(3), op::reply(0, 0, 2, {0, 0, 0}, {}),
-                op::advance(7)}));
+        stream({local, op::query(3, 0, rd_edns | 0x20), op::query(4, 0x0f, rd),
+                op::query(7, 0, rd | 0x20), op::query(5, 0, rd), op::close(3),
+                op::reply(0, 0, 2, {0, 0, 0}, {}), op::advance(7)}));
   // Raw bytes: a FORMERR query and a raw reply.
   Bytes raw = {0x01, 14, 0xab, 0xcd, 0x01, 0x00, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0};
   Bytes raw_reply = ::reply({.edns = true, .answer = {"www.example.com. 300 IN A 192.0.2.1"}});
@@ -374,17 +403,20 @@ void configs() {
              "kube:\n  mode: auto\n  cluster_domain: cluster.local\n"
              "health: \"169.254.20.10:8080\"\nmetrics: \"0.0.0.0:9253\"\n"
              "log_level: info\nthreads: 2\n");
-  write_text(t, "flow-style",
-             "{listen: [\"127.0.0.1:5353\"], upstreams: [\"127.0.0.1:5300\", \"[::1]:5300\"], "
-             "cache: {size: 10, stale_max: 3600}, upstream: {timeout_ms: 250, resolve_timeout_ms: 1500}, "
-             "kube: {mode: \"off\"}, query_log: {enabled: true, sample: 10}}\n");
+  write_text(
+      t, "flow-style",
+      "{listen: [\"127.0.0.1:5353\"], upstreams: [\"127.0.0.1:5300\", \"[::1]:5300\"], "
+      "cache: {size: 10, stale_max: 3600}, upstream: {timeout_ms: 250, resolve_timeout_ms: 1500}, "
+      "kube: {mode: \"off\"}, query_log: {enabled: true, sample: 10}}\n");
   write_text(t, "typo-and-duplicate",
              "upstreams: [10.0.0.1]\ncache:\n  max_tll: 30\n  max_ttl: 30\n  max_ttl: 60\n");
   write_text(t, "wrong-types",
-             "upstreams: resolv.conf:/tmp/readyns-fuzz-config/empty.conf\ncache:\n  size: \"30\"\nthreads: [1, 2]\n"
+             "upstreams: resolv.conf:/tmp/readyns-fuzz-config/empty.conf\ncache:\n  size: "
+             "\"30\"\nthreads: [1, 2]\n"
              "forward: {zone: x}\nkube: on\n");
   write_text(t, "anchors-and-tags",
-             "base: &b {zone: example.org, upstreams: [10.0.0.3]}\nforward: [*b, {zone: ., upstreams: [10.0.0.4]}]\n"
+             "base: &b {zone: example.org, upstreams: [10.0.0.3]}\nforward: [*b, {zone: ., "
+             "upstreams: [10.0.0.4]}]\n"
              "upstreams: !!str 10.0.0.1\nlisten: !!seq [\"127.0.0.1:53\"]\n");
   write_text(t, "empty", "");
 }
@@ -398,25 +430,32 @@ void http_streams() {
     std::string m = {char(limits), char(seed)};
     return m + text;
   };
-  write_text(t, "kubelet-probe",
-             stream(0, 7, "GET /health HTTP/1.1\r\nHost: 169.254.20.10:8080\r\nUser-Agent: kube-probe/1.29\r\n"
-                          "Accept: */*\r\nConnection: close\r\n\r\n"));
-  write_text(t, "prometheus-pipelined",
-             stream(0, 3, "GET /metrics HTTP/1.1\r\nHost: node:9253\r\nAccept: application/openmetrics-text;"
-                          "version=1.0.0,text/plain;version=0.0.4;q=0.5\r\nAccept-Encoding: gzip\r\n\r\n"
-                          "HEAD /ready?verbose=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"
-                          "POST /health HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
-                          "GET /throw HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /health HTTP/1.0\r\n\r\n"));
+  write_text(
+      t, "kubelet-probe",
+      stream(0, 7,
+             "GET /health HTTP/1.1\r\nHost: 169.254.20.10:8080\r\nUser-Agent: kube-probe/1.29\r\n"
+             "Accept: */*\r\nConnection: close\r\n\r\n"));
+  write_text(
+      t, "prometheus-pipelined",
+      stream(0, 3,
+             "GET /metrics HTTP/1.1\r\nHost: node:9253\r\nAccept: application/openmetrics-text;"
+             "version=1.0.0,text/plain;version=0.0.4;q=0.5\r\nAccept-Encoding: gzip\r\n\r\n"
+             "HEAD /ready?verbose=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"
+             "POST /health HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+             "GET /throw HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /health HTTP/1.0\r\n\r\n"));
   write_text(t, "chunked-body-over-limit",
-             stream(0x80, 11, "POST /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                              "10\r\n0123456789abcdef\r\n8\r\n01234567\r\n0\r\n\r\n"));
+             stream(0x80, 11,
+                    "POST /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "10\r\n0123456789abcdef\r\n8\r\n01234567\r\n0\r\n\r\n"));
   write_text(t, "many-headers",
-             stream(0x03, 5, "GET http://host:8080/health?x=1#frag HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n"
-                             "D: 4\r\nE: folded\r\n  more\r\n\r\n"));
+             stream(0x03, 5,
+                    "GET http://host:8080/health?x=1#frag HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n"
+                    "D: 4\r\nE: folded\r\n  more\r\n\r\n"));
   write_text(t, "bad-request", stream(0, 1, "GET /health HTTP/9.9\r\n\r\n"));
   write_text(t, "connect-upgrade",
-             stream(0, 2, "CONNECT host:443 HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nUpgrade: websocket\r\n"
-                          "Connection: Upgrade\r\n\r\nGET /health HTTP/1.1\r\n\r\n"));
+             stream(0, 2,
+                    "CONNECT host:443 HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\n\r\nGET /health HTTP/1.1\r\n\r\n"));
 }
 
 }  // namespace
