@@ -1513,7 +1513,8 @@ TEST_CASE("render_answer truncates answers over the limit", "[wire][render]") {
 TEST_CASE("prepare_answer drops bytes after the last record", "[wire]") {
   // Header (1 question, 1 answer), question a.cluster.local A IN, one A record, then junk.
   std::vector<uint8_t> reply = {0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0};
-  const uint8_t name[] = {1, 'a', 7, 'c', 'l', 'u', 's', 't', 'e', 'r', 5, 'l', 'o', 'c', 'a', 'l', 0};
+  const uint8_t name[] = {1,   'a', 7,   'c', 'l', 'u', 's', 't', 'e',
+                          'r', 5,   'l', 'o', 'c', 'a', 'l', 0};
   reply.insert(reply.end(), name, name + sizeof name);
   reply.insert(reply.end(), {0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 0, 0, 1});
   size_t clean = reply.size();
