@@ -2,6 +2,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -53,6 +55,13 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(options.log_level));
 
   std::signal(SIGPIPE, SIG_IGN);
+  // Held back while the server starts: its sockets are bound (and visible to whoever sends
+  // the signal) before the handlers exist. Worker threads inherit the mask, so the signals
+  // reach this thread once it is lifted.
+  sigset_t control_signals;
+  sigemptyset(&control_signals);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&control_signals, sig);
+  pthread_sigmask(SIG_BLOCK, &control_signals, nullptr);
   try {
     readyns::Server server(options);
     g_server = &server;
@@ -73,6 +82,7 @@ int main(int argc, char** argv) {
     struct sigaction hup {};
     hup.sa_handler = on_hangup;
     sigaction(SIGHUP, &hup, nullptr);
+    pthread_sigmask(SIG_UNBLOCK, &control_signals, nullptr);
     if (!cl.config_path.empty()) spdlog::info("settings from {}", cl.config_path);
     spdlog::info("readyns serving on {} with {} thread(s)", options.listen.front(),
                  options.threads);
