@@ -226,15 +226,19 @@ void EndpointTable::publish(std::vector<ServiceKey>& touched) {
 }
 
 void EndpointTable::apply(WatchEvent event) {
-  std::vector<ServiceKey> touched;
+  std::vector<ServiceKey> touched, tracked;
   std::lock_guard lock(write_mutex_);
   switch (event.type) {
     case EventType::kAdded:
     case EventType::kModified:
-      if (event.slice) put({event.namespace_name, event.name}, &*event.slice, touched);
+      if (event.slice) {
+        track({event.namespace_name, event.name}, &*event.slice, tracked);
+        put({event.namespace_name, event.name}, &*event.slice, touched);
+      }
       break;
     case EventType::kDeleted:
       // Even a DELETED whose object is otherwise malformed names the slice to drop.
+      track({event.namespace_name, event.name}, nullptr, tracked);
       put({event.namespace_name, event.name}, nullptr, touched);
       break;
     case EventType::kBookmark:
@@ -242,15 +246,17 @@ void EndpointTable::apply(WatchEvent event) {
       return;
   }
   publish(touched);
+  report_endpoint_changes(tracked);
 }
 
 void EndpointTable::replace_all(std::string_view namespace_name, std::vector<Slice> slices) {
   std::lock_guard lock(write_mutex_);
-  std::vector<ServiceKey> touched;
+  std::vector<ServiceKey> touched, tracked;
   std::set<SliceKey> listed;
   for (Slice& slice : slices) {
     SliceKey key{slice.namespace_name, slice.name};
     listed.insert(key);
+    track(key, &slice, tracked);
     put(key, &slice, touched);
   }
   std::vector<SliceKey> gone;
@@ -261,6 +267,82 @@ void EndpointTable::replace_all(std::string_view namespace_name, std::vector<Sli
   }
   for (const SliceKey& key : gone) put(key, nullptr, touched);
   publish(touched);
+  gone.clear();
+  for (const auto& [key, service] : tracked_service_) {
+    if ((namespace_name.empty() || key.first == namespace_name) && !listed.contains(key)) {
+      gone.push_back(key);
+    }
+  }
+  for (const SliceKey& key : gone) track(key, nullptr, tracked);
+  report_endpoint_changes(tracked);
+}
+
+void EndpointTable::track(const SliceKey& key, const Slice* slice,
+                          std::vector<ServiceKey>& changed) {
+  if (!track_all_) return;
+  // FQDN slices and slices of no Service carry nothing a client could connect to by address.
+  bool keep = slice && slice->address_type != AddressType::kOther && !slice->service.empty();
+  auto at = tracked_service_.find(key);
+  if (at == tracked_service_.end() && !keep) return;
+  std::lock_guard lock(tracked_mutex_);
+  if (at != tracked_service_.end()) {
+    ServiceKey before{key.first, at->second};
+    auto service = tracked_.find(before);
+    auto stored = service->second.find(key.second);
+    if (keep && at->second == slice->service && stored->second == *slice) return;
+    service->second.erase(stored);
+    if (service->second.empty()) tracked_.erase(service);
+    tracked_service_.erase(at);
+    changed.push_back(std::move(before));
+  }
+  if (keep) {
+    ServiceKey after{key.first, slice->service};
+    tracked_[after].insert_or_assign(key.second, *slice);
+    tracked_service_.emplace(key, slice->service);
+    changed.push_back(std::move(after));
+  }
+}
+
+void EndpointTable::report_endpoint_changes(std::vector<ServiceKey>& changed) {
+  if (changed.empty() || !on_endpoints_change_) return;
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  for (const ServiceKey& key : changed) on_endpoints_change_(key.first, key.second);
+}
+
+std::vector<EndpointTable::ServiceEndpoint> EndpointTable::endpoints(
+    std::string_view namespace_name, std::string_view service, std::string_view port_name) const {
+  std::string port;
+  for (char c : port_name) port.push_back(c >= 'A' && c <= 'Z' ? char(c | 0x20) : c);
+  std::vector<ServiceEndpoint> out;
+  std::lock_guard lock(tracked_mutex_);
+  auto slices = tracked_.find(ServiceKey{std::string(namespace_name), std::string(service)});
+  if (slices == tracked_.end()) return out;
+  // As render_service selects for DNS: the ready endpoints; if none, those serving while
+  // terminating (so a Service mid-rollout is not left with nothing).
+  bool any_ready = false;
+  for (const auto& [name, slice] : slices->second) {
+    for (const Endpoint& e : slice.endpoints) any_ready |= e.ready && !e.addresses.empty();
+  }
+  std::set<std::pair<std::string_view, uint16_t>> seen;
+  for (const auto& [name, slice] : slices->second) {
+    std::vector<uint16_t> ports;
+    for (const SlicePort& p : slice.ports) {
+      if (port.empty() || p.name == port) ports.push_back(p.port > 0 ? uint16_t(p.port) : 0);
+    }
+    if (port.empty() && slice.ports.empty()) ports.push_back(0);
+    for (const Endpoint& e : slice.endpoints) {
+      if (!(any_ready ? e.ready : e.serving && e.terminating)) continue;
+      for (const Address& address : e.addresses) {
+        for (uint16_t p : ports) {
+          if (!seen.insert({address.text, p}).second) continue;
+          out.push_back(
+              {.address = address.text, .port = p, .hostname = e.hostname, .zone = e.zone});
+        }
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace readyns::k8s

@@ -52,7 +52,36 @@ class EndpointTable {
   void apply(WatchEvent event);
   // A (re)list: replaces every slice of `namespace_name` (empty: of all namespaces).
   void replace_all(std::string_view namespace_name, std::vector<Slice> slices);
-  void mark_synced() { synced_.store(true, std::memory_order_release); }
+  void mark_synced() {
+    synced_.store(true, std::memory_order_release);
+    if (on_endpoints_change_) on_endpoints_change_({}, {});
+  }
+
+  // The endpoints API (readyns::Resolver): every Service's endpoint set, headless or not, read by
+  // callers rather than rendered into DNS answers.
+  struct ServiceEndpoint {
+    std::string address;  // as the API wrote it, lower-cased
+    uint16_t port = 0;    // 0: the slice gives no port
+    std::string hostname;
+    std::string zone;
+    bool operator==(const ServiceEndpoint&) const = default;
+  };
+  // Keeps every Service's slices for endpoints(), not only the headless ones DNS answers need
+  // (the daemon does not, and pays nothing). Call before the watcher starts.
+  void track_all_services() { track_all_ = true; }
+  // The endpoints of a Service, selected as its DNS answers are (the ready ones; when none is,
+  // those serving while terminating), one per address and port: `port_name` picks the port by
+  // name (any case); empty means every port the Service lists. Slice order, then endpoint order;
+  // empty when the Service is unknown or has none. Safe from any thread.
+  std::vector<ServiceEndpoint> endpoints(std::string_view namespace_name, std::string_view service,
+                                         std::string_view port_name) const;
+  // Called on the writer's thread, after a Service's tracked slices changed (with its namespace
+  // and name), and with two empty names whenever a complete list has synced it. It runs with the
+  // writer's lock held: it may call endpoints() but not the writer's side. Set it before the
+  // watcher starts.
+  void set_on_endpoints_change(std::function<void(std::string_view, std::string_view)> cb) {
+    on_endpoints_change_ = std::move(cb);
+  }
 
  private:
   using SliceKey = std::pair<std::string, std::string>;    // namespace, slice name
@@ -69,6 +98,10 @@ class EndpointTable {
   void publish(std::vector<ServiceKey>& touched);
   size_t negative(const wire::Query& q, uint8_t rcode, bool soa_answer, std::span<uint8_t> out,
                   size_t limit) const;
+
+  // Notes a slice for endpoints() (nullptr: its removal) and the Service whose set changed.
+  void track(const SliceKey& key, const Slice* slice, std::vector<ServiceKey>& changed);
+  void report_endpoint_changes(std::vector<ServiceKey>& changed);
 
   const TableSettings settings_;
   std::vector<uint8_t> zone_suffix_;  // "svc.<domain>" in wire form, lower-cased
@@ -88,6 +121,14 @@ class EndpointTable {
   std::unordered_map<std::string, std::unique_ptr<const ServiceAnswers>, StringHash,
                      std::equal_to<>>
       services_;
+
+  // The endpoints API's side: every Service's slices by slice name (so in name order), written
+  // under write_mutex_ and tracked_mutex_, read under tracked_mutex_.
+  bool track_all_ = false;
+  mutable std::mutex tracked_mutex_;
+  std::map<ServiceKey, std::map<std::string, Slice>> tracked_;
+  std::map<SliceKey, std::string> tracked_service_;  // slice -> its Service's name
+  std::function<void(std::string_view, std::string_view)> on_endpoints_change_;
 };
 
 }  // namespace readyns::k8s

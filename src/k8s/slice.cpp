@@ -105,6 +105,8 @@ void parse_endpoint(const json& endpoint, AddressType type, Endpoint& out, std::
     why = "hostname " + out.hostname + " is not a DNS label";
     return;
   }
+  read_string(endpoint, "zone", out.zone, why);
+  if (!why.empty()) return;
   parse_conditions(endpoint, out, why);
 }
 

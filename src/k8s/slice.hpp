@@ -22,6 +22,7 @@ struct Address {
 struct Endpoint {
   std::vector<Address> addresses;
   std::string hostname;  // lower-cased; empty when the endpoint has none
+  std::string zone;      // topology zone (e.g. "europe-west1-b"); empty when not given
   // Per the API: ready nil means ready, serving nil means as ready, terminating nil means false.
   bool ready = true;
   bool serving = true;
