@@ -1,0 +1,294 @@
+// Test helpers for the embedding API: the caller's own libuv loop, knotd serving the sample zones
+// (tests/integration/harness.py) and the fake Kubernetes API server (tests/k8s/fake_apiserver.py).
+#pragma once
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace readyns::testing {
+
+inline std::string env_or(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? value : fallback;
+}
+
+// The caller's loop: the test runs it, one turn at a time, until something holds.
+class Loop {
+ public:
+  Loop() { uv_loop_init(&loop_); }
+  ~Loop() {
+    uv_run(&loop_, UV_RUN_DEFAULT);  // whatever is still closing
+    uv_loop_close(&loop_);
+  }
+  uv_loop_t* get() { return &loop_; }
+  // Runs the loop until `done()`, waking at least every 10 ms to ask; false after `limit`.
+  bool run_until(const std::function<bool()>& done,
+                 std::chrono::milliseconds limit = std::chrono::milliseconds(10000)) {
+    uv_timer_t tick;
+    uv_timer_init(&loop_, &tick);
+    uv_timer_start(
+        &tick, [](uv_timer_t*) {}, 10, 10);
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    bool ok = true;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ok = false;
+        break;
+      }
+      uv_run(&loop_, UV_RUN_ONCE);
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+    uv_run(&loop_, UV_RUN_NOWAIT);  // lets the tick's close finish before it leaves scope
+    return ok;
+  }
+  // Runs the loop for `ms` whatever happens.
+  void run_for(int ms) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    run_until([&] { return std::chrono::steady_clock::now() >= until; });
+  }
+  // Runs the loop until nothing is left on it (the resolver has closed); false if something is.
+  bool drain() {
+    for (int i = 0; i < 500; ++i) {
+      if (uv_run(&loop_, UV_RUN_NOWAIT) == 0 && !uv_loop_alive(&loop_)) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return false;
+  }
+
+ private:
+  uv_loop_t loop_;
+};
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    char pattern[] = "/tmp/readyns-embed-XXXXXX";
+    REQUIRE(mkdtemp(pattern));
+    path = pattern;
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string file(const char* name) const { return (path / name).string(); }
+};
+
+// A port free for UDP and TCP on 127.0.0.1 (a DNS server needs both), as harness.free_port().
+inline int free_port() {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
+    bool ok = bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    int port = ntohs(a.sin_port);
+    close(u);
+    close(t);
+    if (ok) return port;
+  }
+  FAIL("no free port");
+  return 0;
+}
+
+// Runs argv, waits for it and returns its standard output; -1 status if it could not run.
+inline std::string run_capture(std::vector<std::string> args, int& status) {
+  int out[2];
+  REQUIRE(pipe(out) == 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, out[0]);
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  std::string text;
+  char buf[256];
+  ssize_t n;
+  while ((n = read(out[0], buf, sizeof buf)) > 0) text.append(buf, size_t(n));
+  close(out[0]);
+  status = -1;
+  if (spawned == 0) waitpid(pid, &status, 0);
+  return text;
+}
+
+// knotd serving the integration tests' sample zones (cluster.local, example.org).
+class Knot {
+ public:
+  Knot() : port_(free_port()) {
+    int status;
+    std::string out = run_capture(
+        {env_or("PYTHON", "/usr/bin/python3"), env_or("HARNESS", "tests/integration/harness.py"),
+         "knot", dir_.path.string(), std::to_string(port_)},
+        status);
+    pid_ = std::atoi(out.c_str());
+    if (status != 0 || pid_ <= 0) FAIL("knotd did not start: " << out);
+  }
+  ~Knot() {
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 200 && kill(pid_, 0) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  TempDir dir_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+inline size_t append_to_string(char* data, size_t size, size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+// The fake API server with a CA and certificate for 127.0.0.1 made by the openssl CLI, and the
+// token file it expects: what Options' kube_* settings point at.
+class FakeApi {
+ public:
+  FakeApi() {
+    std::string d = dir_.path.string(), openssl = env_or("OPENSSL", "openssl");
+    std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    std::string script =
+        "set -e; cd '" + d + "'; " + openssl + " req -x509" + key +
+        " -keyout ca.key -out ca.crt -days 1 -subj /CN=readyns-test-ca; " + openssl + " req" + key +
+        " -keyout server.key -out server.csr -subj /CN=127.0.0.1; " +
+        "printf 'subjectAltName=IP:127.0.0.1\\n' > san.cnf; " + openssl +
+        " x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt"
+        " -days 1 -extfile san.cnf";
+    std::string command = "(" + script + ") >'" + d + "/openssl.log' 2>&1";
+    REQUIRE(std::system(command.c_str()) == 0);
+    write_file(dir_.file("token"), "token-1\n");
+
+    std::vector<std::string> args = {env_or("PYTHON", "/usr/bin/python3"),
+                                     env_or("FAKE_APISERVER", "tests/k8s/fake_apiserver.py"),
+                                     "--cert",
+                                     dir_.file("server.crt"),
+                                     "--key",
+                                     dir_.file("server.key"),
+                                     "--token",
+                                     "token-1"};
+    int out[2];
+    REQUIRE(pipe(out) == 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    int spawned = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    REQUIRE(spawned == 0);
+    FILE* lines = fdopen(out[0], "r");
+    char line[128] = {};
+    bool ready = fgets(line, sizeof line, lines) != nullptr &&
+                 std::sscanf(line, "READY %d %d", &api_port_, &control_port_) == 2;
+    fclose(lines);
+    if (!ready) {
+      kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+      FAIL("the fake API server did not start: " << line);
+    }
+  }
+  ~FakeApi() {
+    call("POST", "/shutdown");
+    waitpid(pid_, nullptr, 0);
+  }
+
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(api_port_); }
+  std::string ca_file() const { return dir_.file("ca.crt"); }
+  std::string token_file() const { return dir_.file("token"); }
+
+  nlohmann::json call(const char* method, const std::string& path,
+                      const nlohmann::json& body = nlohmann::json::object()) {
+    CURL* easy = curl_easy_init();
+    std::string url = "http://127.0.0.1:" + std::to_string(control_port_) + path;
+    std::string sent = body.dump(), received;
+    curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+    if (std::string(method) == "POST") curl_easy_setopt(easy, CURLOPT_POSTFIELDS, sent.c_str());
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &append_to_string);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &received);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 5000L);
+    CURLcode result = curl_easy_perform(easy);
+    curl_easy_cleanup(easy);
+    if (result != CURLE_OK) return nlohmann::json::object();
+    return nlohmann::json::parse(received, nullptr, false);
+  }
+  void push(const std::string& type, const nlohmann::json& object) {
+    call("POST", "/event", {{"type", type}, {"object", object}});
+  }
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  int api_port_ = 0, control_port_ = 0;
+};
+
+// One endpoint of a slice: its address, conditions and optional hostname and zone.
+struct SliceEndpoint {
+  std::string address;
+  bool ready = true;
+  bool terminating = false;
+  std::string hostname{};
+  std::string zone{};
+};
+
+inline nlohmann::json slice(const std::string& name, const std::string& ns,
+                            const std::string& service, const std::vector<SliceEndpoint>& endpoints,
+                            bool headless = false,
+                            nlohmann::json ports = nlohmann::json::array(
+                                {{{"name", "http"}, {"protocol", "TCP"}, {"port", 8080}}})) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const SliceEndpoint& e : endpoints) {
+    nlohmann::json item = {{"addresses", {e.address}},
+                           {"conditions",
+                            {{"ready", e.ready},
+                             {"serving", e.ready || e.terminating},
+                             {"terminating", e.terminating}}}};
+    if (!e.hostname.empty()) item["hostname"] = e.hostname;
+    if (!e.zone.empty()) item["zone"] = e.zone;
+    list.push_back(item);
+  }
+  nlohmann::json labels = {{"kubernetes.io/service-name", service}};
+  if (headless) labels["service.kubernetes.io/headless"] = "";
+  return {{"kind", "EndpointSlice"},
+          {"apiVersion", "discovery.k8s.io/v1"},
+          {"metadata", {{"name", name}, {"namespace", ns}, {"labels", labels}}},
+          {"addressType", "IPv4"},
+          {"endpoints", list},
+          {"ports", ports}};
+}
+
+}  // namespace readyns::testing
