@@ -94,6 +94,8 @@ core::WorkerSettings worker_settings(const Options& o, upstream::ServerPool& ser
       .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
       .query_log = o.query_log,
       .query_log_sample = std::max<uint32_t>(1, o.query_log_sample),
+      .rrl_rate = o.rrl_rate,
+      .rrl_slip = o.rrl_slip,
   };
 }
 
@@ -126,7 +128,8 @@ struct Server::Impl {
   upstream::ServerPool servers;
   std::unique_ptr<k8s::EndpointTable> table;
   std::unique_ptr<TableAnswerer> local;
-  std::unique_ptr<k8s::Watcher> watcher;  // on the first worker's loop
+  std::unique_ptr<k8s::Watcher> watcher;               // on the first worker's loop
+  std::unique_ptr<net::ConnectionLimits> connections;  // every worker's client TCP
   std::vector<std::unique_ptr<Thread>> threads;
 
   // /health, /ready and /metrics on a loop and thread of their own, off the query path.
@@ -149,8 +152,9 @@ struct Server::Impl {
       spdlog::stderr_logger_mt("query")->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%f%z",%v})");
     }
     net::TcpSettings tcp{.idle_timeout_ms = o.tcp_idle_timeout_ms,
-                         .max_connections = o.tcp_max_connections,
                          .max_pipelined = o.tcp_max_pipelined};
+    connections = std::make_unique<net::ConnectionLimits>(o.tcp_max_connections,
+                                                          o.tcp_max_connections_per_client);
     cache = std::make_unique<cache::Cache>(
         cache::Settings{.max_entries = o.cache_size, .stale_max = o.stale_max});
     k8s::Mode mode = kube_mode(o.kube);
@@ -186,7 +190,7 @@ struct Server::Impl {
           (type == SOCK_DGRAM ? udp_fds : tcp_fds).push_back(fd);
         }
       }
-      t->worker->add_listeners(udp_fds, tcp_fds, tcp);
+      t->worker->add_listeners(udp_fds, tcp_fds, tcp, *connections);
       uv_async_init(&t->loop, &t->reconfigure_async, [](uv_async_t* a) {
         Thread& th = *static_cast<Thread*>(a->data);
         std::optional<core::WorkerSettings> s;
@@ -299,6 +303,7 @@ struct Server::Impl {
   std::string render_metrics() {
     namespace cd = admin::coredns;
     uint64_t udp = 0, stream = 0, hits = 0, misses = 0, coalesced = 0, stale = 0;
+    uint64_t rrl_dropped = 0, rrl_slipped = 0, unknown_id = 0, wrong_source = 0;
     uint64_t rcodes[16] = {};
     for (auto& t : threads) {
       const core::Counters& c = t->worker->counters();
@@ -308,6 +313,10 @@ struct Server::Impl {
       misses += c.cache_misses.get();
       coalesced += c.coalesced.get();
       stale += c.stale_answers.get();
+      rrl_dropped += c.rrl_dropped.get();
+      rrl_slipped += c.rrl_slipped.get();
+      unknown_id += t->transport->replies_with_unknown_id();
+      wrong_source += t->transport->replies_from_wrong_source();
       for (int r = 0; r < 16; ++r) rcodes[r] += c.responses_by_rcode[r].get();
     }
     std::string server = cd::server_label(*net::parse_address(options.listen.front(), 53));
@@ -336,6 +345,17 @@ struct Server::Impl {
     w.sample(coalesced);
     w.begin(cd::kStaleAnswersTotal);
     w.sample(stale);
+    w.begin(cd::kUpstreamRefusedRepliesTotal);
+    w.sample({"id"}, unknown_id);
+    w.sample({"source"}, wrong_source);
+    w.begin(cd::kTcpConnections);
+    w.sample(connections->open());
+    w.begin(cd::kTcpRefusedTotal);
+    w.sample({"total"}, connections->refused_over_total());
+    w.sample({"per_client"}, connections->refused_over_client());
+    w.begin(cd::kRateLimitedTotal);
+    w.sample({"drop"}, rrl_dropped);
+    w.sample({"slip"}, rrl_slipped);
     return w.take();
   }
 

@@ -80,6 +80,7 @@ Worker::Worker(uv_loop_t* loop, WorkerSettings settings, cache::Cache& cache, Me
       forwarder_(std::make_unique<upstream::Forwarder>(settings_.forwarder, settings_.zones,
                                                        *settings_.servers, transport)),
       local_(local),
+      rrl_(settings_.rrl_rate, settings_.rrl_slip),
       out_(wire::kMaxMessageSize),
       stale_timer_(new uv_timer_t),
       mailbox_async_(new uv_async_t) {
@@ -100,6 +101,9 @@ void Worker::reconfigure(WorkerSettings settings) {
   retired_forwarders_.push_back(std::move(forwarder_));
   forwarder_ = std::make_unique<upstream::Forwarder>(settings.forwarder, settings.zones,
                                                      *settings.servers, transport_);
+  if (settings.rrl_rate != settings_.rrl_rate || settings.rrl_slip != settings_.rrl_slip) {
+    rrl_ = RateLimiter(settings.rrl_rate, settings.rrl_slip);
+  }
   settings_ = std::move(settings);
 }
 
@@ -114,9 +118,11 @@ void Worker::close() {
 }
 
 void Worker::add_listeners(const std::vector<int>& udp_fds, const std::vector<int>& tcp_fds,
-                           net::TcpSettings tcp) {
+                           net::TcpSettings tcp, net::ConnectionLimits& limits) {
   for (int fd : udp_fds) udp_.push_back(std::make_unique<net::UdpListener>(loop_, fd, *this));
-  for (int fd : tcp_fds) tcp_.push_back(std::make_unique<net::TcpListener>(loop_, fd, *this, tcp));
+  for (int fd : tcp_fds) {
+    tcp_.push_back(std::make_unique<net::TcpListener>(loop_, fd, *this, tcp, limits));
+  }
 }
 
 void Worker::close_listeners() {
@@ -124,7 +130,23 @@ void Worker::close_listeners() {
   for (auto& l : tcp_) l->close();
 }
 
-void Worker::respond(const net::ReplyTo& to, std::span<const uint8_t> answer) {
+void Worker::respond(const wire::Query& q, const net::ReplyTo& to,
+                     std::span<const uint8_t> answer) {
+  uint8_t slip[wire::kHeaderSize + wire::kMaxNameLength + 4 + wire::kOptRecordSize];
+  if (!to.sink) {
+    switch (rrl_.check(to.peer, transport_.now_ms())) {
+      case RateLimiter::Verdict::kSend:
+        break;
+      case RateLimiter::Verdict::kDrop:
+        return counters_.rrl_dropped.add();
+      case RateLimiter::Verdict::kSlip:
+        // Its own buffer: `answer` may live in out_.
+        answer = {slip, wire::build_empty_answer(q, wire::kNoError, slip)};
+        slip[2] |= wire::kFlagTc;
+        counters_.rrl_slipped.add();
+        break;
+    }
+  }
   counters_.responses_by_rcode[wire::rcode_of(answer.data())].add();
   if (to.sink) {
     to.sink->send(answer);
@@ -135,7 +157,7 @@ void Worker::respond(const net::ReplyTo& to, std::span<const uint8_t> answer) {
 
 void Worker::respond_empty(const wire::Query& q, const net::ReplyTo& to, uint16_t rcode) {
   size_t len = wire::build_empty_answer(q, rcode, out_);
-  respond(to, {out_.data(), len});
+  respond(q, to, {out_.data(), len});
 }
 
 void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
@@ -162,7 +184,7 @@ void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
   if (local_) {
     if (size_t len = local_->answer(q, out_, limit)) {
       if (settings_.query_log) log_query(q, to, "endpoints");
-      return respond(to, {out_.data(), len});
+      return respond(q, to, {out_.data(), len});
     }
   }
 
@@ -177,7 +199,7 @@ void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
   if (found == cache::Found::kFresh && len) {
     counters_.cache_hits.add();
     if (settings_.query_log) log_query(q, to, "cache");
-    respond(to, {out_.data(), len});
+    respond(q, to, {out_.data(), len});
     if (refresh && prefetches_ < settings_.max_prefetches) {
       std::string mesh_key(reinterpret_cast<const char*>(key.question), key.len);
       mesh_key.push_back(key.do_bit ? '1' : '0');
@@ -265,7 +287,7 @@ void Worker::answer_waiters(Miss& miss, const Outcome& outcome) {
     size_t limit = to.sink ? wire::kMaxMessageSize : w.query.udp_limit();
     size_t len =
         wire::render_answer(outcome->wire, outcome->ttl_offsets, 0, 0, w.query, limit, out_);
-    respond(to, {out_.data(), len});
+    respond(w.query, to, {out_.data(), len});
   }
   if (stale_waiters_ == 0 && !closed_) uv_timer_stop(stale_timer_);
 }
@@ -280,7 +302,7 @@ bool Worker::answer_stale(const Miss& miss, const Waiter& w) {
   });
   if (len == 0) return false;
   counters_.stale_answers.add();
-  respond(to, {out_.data(), len});
+  respond(w.query, to, {out_.data(), len});
   return true;
 }
 

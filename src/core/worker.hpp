@@ -14,6 +14,7 @@
 #include "cache/cache.hpp"
 #include "core/counters.hpp"
 #include "core/mesh.hpp"
+#include "core/rate_limit.hpp"
 #include "net/listeners.hpp"
 #include "upstream/forwarder.hpp"
 #include "wire/answer.hpp"
@@ -45,6 +46,9 @@ struct WorkerSettings {
   // One JSON line per query (client, name, type, how it was answered) for one query in N.
   bool query_log = false;
   uint32_t query_log_sample = 1;
+  // Response rate limiting over UDP (core/rate_limit.hpp); rate 0 turns it off.
+  uint32_t rrl_rate = 0;
+  uint32_t rrl_slip = 2;
 };
 
 class Worker final : public net::QueryHandler, private Mesh::Member {
@@ -55,9 +59,10 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   // Leaves the mesh and closes the worker's own handles; the loop must run afterwards.
   void close();
 
-  // Serves queries arriving on these bound sockets.
+  // Serves queries arriving on these bound sockets; `limits` (shared with the other workers)
+  // must outlive the listeners.
   void add_listeners(const std::vector<int>& udp_fds, const std::vector<int>& tcp_fds,
-                     net::TcpSettings tcp);
+                     net::TcpSettings tcp, net::ConnectionLimits& limits);
   // Stops accepting queries; answers to queries in flight still go out.
   void close_listeners();
   size_t in_flight() const { return in_flight_.size(); }
@@ -71,7 +76,8 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
  private:
   struct Waiter;
   struct Miss;
-  void respond(const net::ReplyTo& to, std::span<const uint8_t> answer);
+  // Sends `answer` to the client that asked `q`, unless over UDP its rate limit says otherwise.
+  void respond(const wire::Query& q, const net::ReplyTo& to, std::span<const uint8_t> answer);
   void respond_empty(const wire::Query& q, const net::ReplyTo& to, uint16_t rcode);
   // Starts a miss for `key` (leading it or following another worker's flight).
   Miss* start_miss(const cache::Key& key, std::string mesh_key);
@@ -93,6 +99,7 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   std::unique_ptr<upstream::Forwarder> forwarder_;
   std::vector<std::unique_ptr<upstream::Forwarder>> retired_forwarders_;  // one per reload
   const LocalAnswerer* local_;
+  RateLimiter rrl_;
   std::vector<std::unique_ptr<net::UdpListener>> udp_;
   std::vector<std::unique_ptr<net::TcpListener>> tcp_;
   std::unordered_map<std::string, Miss*> in_flight_;  // the mesh: one upstream query per key

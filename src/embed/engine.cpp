@@ -92,10 +92,10 @@ Prepared prepare(const Options& given) {
                     .randomize_case = o.randomize_case},
       .zones = std::move(zones),
       .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
+      .rrl_rate = o.rrl_rate,
+      .rrl_slip = o.rrl_slip,
   };
-  p.tcp = {.idle_timeout_ms = o.tcp_idle_timeout_ms,
-           .max_connections = o.tcp_max_connections,
-           .max_pipelined = o.tcp_max_pipelined};
+  p.tcp = {.idle_timeout_ms = o.tcp_idle_timeout_ms, .max_pipelined = o.tcp_max_pipelined};
 
   k8s::Mode mode = o.kube == "off"  ? k8s::Mode::kOff
                    : o.kube == "on" ? k8s::Mode::kOn
@@ -353,7 +353,9 @@ Engine::Engine(uv_loop_t* loop, const Options& options, ClosedFlag closed)
       loop_, net::UvTransportSettings{.tcp_idle_timeout_ms = o.tcp_idle_timeout_ms});
   worker_ = std::make_unique<core::Worker>(loop_, std::move(p.worker), *cache_, mesh_, *transport_,
                                            local_.get());
-  if (!p.udp_fds.empty()) worker_->add_listeners(p.udp_fds, p.tcp_fds, p.tcp);
+  connections_ = std::make_unique<net::ConnectionLimits>(o.tcp_max_connections,
+                                                         o.tcp_max_connections_per_client);
+  if (!p.udp_fds.empty()) worker_->add_listeners(p.udp_fds, p.tcp_fds, p.tcp, *connections_);
 
   tasks_async_ = new uv_async_t;
   uv_async_init(loop_, tasks_async_, [](uv_async_t* a) { static_cast<Engine*>(a->data)->drain(); });

@@ -241,10 +241,13 @@ void UvTransport::on_udp_recv(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const
   if (n < ssize_t(wire::kHeaderSize) || !from || self->closed_) return;
   auto* bytes = reinterpret_cast<const uint8_t*>(buf->base);
   auto it = s->pending.find(wire::get16(bytes));
-  if (it == s->pending.end()) return;  // late, or a guess at our ID
+  if (it == s->pending.end()) {
+    self->unknown_id_.fetch_add(1, std::memory_order_relaxed);  // late, or a guess at our ID
+    return;
+  }
   uint32_t index = it->second;
   if (!same_endpoint(self->slots_[index].server, from)) {
-    ++self->wrong_source_;  // right ID from the wrong host: a spoofing attempt
+    self->wrong_source_.fetch_add(1, std::memory_order_relaxed);  // a spoofing attempt
     return;
   }
   self->deliver(index, {bytes, size_t(n)});
