@@ -13,6 +13,8 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import dns.flags
@@ -238,6 +240,56 @@ def tcp_accepts(port):
         return True
     except OSError:
         return False
+
+
+def http_get(port, path):
+    """(status, body) of GET http://HOST:port/path."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=3) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric(text, name, **labels):
+    """The value of the sample `name` with these labels in a Prometheus text exposition."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name} {labels} in\n{text}")
+
+
+def udp_sockets(pid):
+    """{local port: (receive queue bytes, drops)} for every UDP socket process `pid` holds.
+
+    The kernel's tables say whether a socket's datagrams have all been read (queue 0) and
+    whether any were lost for want of buffer space (drops), without asking the process.
+    """
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    sockets = {}
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    # sl local remote st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+                    fields = line.split()
+                    if fields[9] in inodes:
+                        port = int(fields[1].rsplit(":", 1)[1], 16)
+                        queue, drops = int(fields[4].split(":")[1], 16), int(fields[12])
+                        old_queue, old_drops = sockets.get(port, (0, 0))
+                        sockets[port] = (old_queue + queue, old_drops + drops)
+        except FileNotFoundError:
+            pass
+    return sockets
 
 
 # ---------------------------------------------------------------------------------------------
