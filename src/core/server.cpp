@@ -435,6 +435,12 @@ void Server::reload(const Options& options) {
   if (options.listen != old.listen) ignored("listen");
   if (options.threads != old.threads) ignored("threads");
   if (options.cache_size != old.cache_size || options.stale_max != old.stale_max) ignored("cache");
+  if (options.tcp_idle_timeout_ms != old.tcp_idle_timeout_ms ||
+      options.tcp_max_connections != old.tcp_max_connections ||
+      options.tcp_max_connections_per_client != old.tcp_max_connections_per_client ||
+      options.tcp_max_pipelined != old.tcp_max_pipelined) {
+    ignored("tcp");
+  }
   if (options.kube != old.kube || options.kube_api != old.kube_api ||
       options.kube_namespaces != old.kube_namespaces ||
       options.cluster_domain != old.cluster_domain) {
