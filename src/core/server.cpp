@@ -20,6 +20,7 @@
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
 #include "cache/cache.hpp"
+#include "core/parts.hpp"
 #include "core/worker.hpp"
 #include "k8s/endpoint_table.hpp"
 #include "k8s/watcher.hpp"
@@ -32,70 +33,6 @@ namespace {
 
 constexpr uint64_t kDrainDeadlineMs = 1500;  // SIGTERM: finish in-flight answers, then go
 constexpr uint64_t kDrainPollMs = 20;
-
-net::Address parse_or_throw(const std::string& text, const char* what, int default_port) {
-  auto addr = net::parse_address(text, default_port);
-  if (!addr) throw std::invalid_argument(std::string(what) + ": bad address '" + text + "'");
-  return *addr;
-}
-
-std::vector<upstream::ZoneServers> zones_from(const Options& o) {
-  std::vector<upstream::ZoneServers> zones;
-  auto add = [&](const std::string& zone, const std::vector<std::string>& servers,
-                 const char* what) {
-    upstream::ZoneServers z{.zone = zone.empty() ? "." : zone, .servers = {}};
-    uint8_t scratch[wire::kMaxNameLength];
-    if (z.zone != "." &&
-        !wire::name_from_text(z.zone.data(), z.zone.size(), scratch, sizeof scratch)) {
-      throw std::invalid_argument(std::string(what) + ": bad zone name '" + zone + "'");
-    }
-    if (servers.empty())
-      throw std::invalid_argument(std::string(what) + ": zone " + z.zone + " has no upstream");
-    for (const std::string& s : servers) z.servers.push_back(parse_or_throw(s, what, 53));
-    zones.push_back(std::move(z));
-  };
-  if (!o.upstreams.empty()) add(".", o.upstreams, "--upstream");
-  for (const ForwardZone& f : o.forward) add(f.zone, f.upstreams, "--forward");
-  bool has_root = false;
-  for (const auto& z : zones) has_root |= z.zone == ".";
-  if (!has_root) throw std::invalid_argument("--upstream: no default upstream given");
-  return zones;
-}
-
-k8s::Mode kube_mode(const std::string& text) {
-  if (text == "off") return k8s::Mode::kOff;
-  if (text == "on") return k8s::Mode::kOn;
-  if (text == "auto") return k8s::Mode::kAuto;
-  throw std::invalid_argument("--kube: expected off, auto or on, got '" + text + "'");
-}
-
-// Lets workers ask the endpoint table first without the core depending on the k8s module's API.
-class TableAnswerer final : public core::LocalAnswerer {
- public:
-  explicit TableAnswerer(const k8s::EndpointTable& table) : table_(table) {}
-  size_t answer(const wire::Query& q, std::span<uint8_t> out, size_t limit) const override {
-    return table_.answer(q, out, limit);
-  }
-
- private:
-  const k8s::EndpointTable& table_;
-};
-
-// What a worker needs from the options; throws std::invalid_argument naming a bad setting.
-core::WorkerSettings worker_settings(const Options& o, upstream::ServerPool& servers) {
-  if (o.max_ttl < o.min_ttl) throw std::invalid_argument("--max-ttl: below --min-ttl");
-  return {
-      .ttl = {.min_ttl = o.min_ttl, .max_ttl = o.max_ttl, .neg_ttl = o.neg_ttl},
-      .forwarder = {.attempt_timeout_ms = o.upstream_timeout_ms,
-                    .resolve_timeout_ms = o.resolve_timeout_ms,
-                    .randomize_case = o.randomize_case},
-      .zones = zones_from(o),
-      .servers = &servers,
-      .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
-      .query_log = o.query_log,
-      .query_log_sample = std::max<uint32_t>(1, o.query_log_sample),
-  };
-}
 
 }  // namespace
 
@@ -125,7 +62,7 @@ struct Server::Impl {
   core::Mesh mesh;
   upstream::ServerPool servers;
   std::unique_ptr<k8s::EndpointTable> table;
-  std::unique_ptr<TableAnswerer> local;
+  std::unique_ptr<core::TableAnswerer> local;
   std::unique_ptr<k8s::Watcher> watcher;  // on the first worker's loop
   std::vector<std::unique_ptr<Thread>> threads;
 
@@ -136,36 +73,22 @@ struct Server::Impl {
   std::thread admin_thread;
   bool admin_ran = false;
 
-  explicit Impl(const Options& o) : options(o) {
-    if (o.listen.empty()) throw std::invalid_argument("--listen: no listen address given");
-    std::vector<net::Address> listen;
-    for (const std::string& l : o.listen) listen.push_back(parse_or_throw(l, "--listen", 53));
-    if (o.max_ttl < o.min_ttl) throw std::invalid_argument("--max-ttl: below --min-ttl");
-    if (o.cache_size == 0) throw std::invalid_argument("--cache-size: must be at least 1");
-    if (o.threads == 0 || o.threads > 256) throw std::invalid_argument("--threads: 1 to 256");
-
-    core::WorkerSettings settings = worker_settings(o, servers);
+  explicit Impl(const Options& given) : options(core::checked_options(given, true)) {
+    const Options& o = options;
+    core::WorkerSettings settings = core::worker_settings(o, &servers);
     if (o.query_log && !spdlog::get("query")) {
       spdlog::stderr_logger_mt("query")->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%f%z",%v})");
     }
-    net::TcpSettings tcp{.idle_timeout_ms = o.tcp_idle_timeout_ms,
-                         .max_connections = o.tcp_max_connections,
-                         .max_pipelined = o.tcp_max_pipelined};
+    net::TcpSettings tcp = core::tcp_settings(o);
     cache = std::make_unique<cache::Cache>(
         cache::Settings{.max_entries = o.cache_size, .stale_max = o.stale_max});
-    k8s::Mode mode = kube_mode(o.kube);
-    if (mode != k8s::Mode::kOff) {
-      uint8_t domain[wire::kMaxNameLength];
-      if (!wire::name_from_text(o.cluster_domain.data(), o.cluster_domain.size(), domain,
-                                sizeof domain)) {
-        throw std::invalid_argument("--cluster-domain: bad domain '" + o.cluster_domain + "'");
-      }
+    if (core::kube_mode(o) != k8s::Mode::kOff) {
       table = std::make_unique<k8s::EndpointTable>(
           k8s::TableSettings{.cluster_domain = o.cluster_domain});
       // A Service whose endpoints changed: no cached answer about it may outlive the change.
       table->set_on_change(
           [c = cache.get()](std::span<const uint8_t> name) { c->erase_subtree(name); });
-      local = std::make_unique<TableAnswerer>(*table);
+      local = std::make_unique<core::TableAnswerer>(*table);
     }
 
     for (unsigned i = 0; i < o.threads; ++i) {
@@ -175,18 +98,8 @@ struct Server::Impl {
           &t->loop, net::UvTransportSettings{.tcp_idle_timeout_ms = o.tcp_idle_timeout_ms});
       t->worker = std::make_unique<core::Worker>(&t->loop, settings, *cache, mesh, *t->transport,
                                                  local.get());
-      std::vector<int> udp_fds, tcp_fds;
-      for (const net::Address& a : listen) {
-        for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
-          int fd = net::bind_socket(a, type);
-          if (fd < 0) {
-            throw std::runtime_error("cannot listen on " + a.to_string() +
-                                     (type == SOCK_DGRAM ? "/udp: " : "/tcp: ") + strerror(-fd));
-          }
-          (type == SOCK_DGRAM ? udp_fds : tcp_fds).push_back(fd);
-        }
-      }
-      t->worker->add_listeners(udp_fds, tcp_fds, tcp);
+      core::ListenSockets sockets = core::bind_listeners(o);
+      t->worker->add_listeners(sockets.udp, sockets.tcp, tcp);
       uv_async_init(&t->loop, &t->reconfigure_async, [](uv_async_t* a) {
         Thread& th = *static_cast<Thread*>(a->data);
         std::optional<core::WorkerSettings> s;
@@ -217,13 +130,7 @@ struct Server::Impl {
     threads[0]->reload_request = &reload_request;
     if (table) {
       watcher =
-          std::make_unique<k8s::Watcher>(&threads[0]->loop,
-                                         k8s::WatcherSettings{.mode = mode,
-                                                              .api_url = o.kube_api,
-                                                              .token_file = o.kube_token_file,
-                                                              .ca_file = o.kube_ca_file,
-                                                              .namespaces = o.kube_namespaces},
-                                         *table);
+          std::make_unique<k8s::Watcher>(&threads[0]->loop, core::watcher_settings(o), *table);
       threads[0]->watcher = watcher.get();
       if (!watcher->start()) {
         throw std::invalid_argument("--kube=on: no Kubernetes API server found");
@@ -255,9 +162,12 @@ struct Server::Impl {
         });
       }
       admin_servers.push_back(std::move(server));
-      if (int err = admin_servers.back()->listen(parse_or_throw(address, flag, -1)); err < 0) {
+      // checked_options() vetted the address.
+      if (int err = admin_servers.back()->listen(net::parse_address(address, -1).value());
+          err < 0) {
         stop_admin();
-        throw std::runtime_error("cannot listen on " + address + ": " + uv_strerror(err));
+        throw std::runtime_error(std::string(flag) + ": cannot listen on " + address + ": " +
+                                 uv_strerror(err));
       }
     };
     bool shared = o.health == o.metrics;
@@ -405,10 +315,10 @@ void Server::run() {
   impl_->admin_thread.join();
 }
 
-void Server::reload(const Options& options) {
+void Server::reload(const Options& given) {
+  const Options options = core::checked_options(given, true);  // throws: the old ones stay
   const Options& old = impl_->options;
-  core::WorkerSettings settings =
-      worker_settings(options, impl_->servers);  // throws: the old ones stay
+  core::WorkerSettings settings = core::worker_settings(options, &impl_->servers);
   auto ignored = [](const char* what) {
     spdlog::warn("reload: {} changes need a restart; keeping the running value", what);
   };

@@ -18,6 +18,7 @@
 
 #include "cache/cache.hpp"
 #include "core/mesh.hpp"
+#include "core/parts.hpp"
 #include "core/worker.hpp"
 #include "fuzz_common.hpp"
 #include "k8s/endpoint_table.hpp"
@@ -179,17 +180,6 @@ const char* const kNames[] = {
 constexpr uint16_t kTypes[] = {1, 28, 33, 15, 6, 16, 255, 2};
 constexpr uint32_t kTtls[] = {0, 1, 5, 30, 300, 86400, 0x80000000u, 0xffffffffu};
 constexpr uint64_t kSteps[] = {1, 10, 100, 250, 999, 1000, 5000, 60000};
-
-class TableAnswerer final : public core::LocalAnswerer {
- public:
-  explicit TableAnswerer(const k8s::EndpointTable& table) : table_(table) {}
-  size_t answer(const wire::Query& q, std::span<uint8_t> out, size_t limit) const override {
-    return table_.answer(q, out, limit);
-  }
-
- private:
-  const k8s::EndpointTable& table_;
-};
 
 k8s::EndpointTable* table = nullptr;
 uv_loop_t* loop = nullptr;
@@ -374,7 +364,7 @@ void run(Reader& in) {
   upstream::ServerPool pool;  // upstream health, shared by both workers
   settings.servers = &pool;
   FakeTransport transport;
-  TableAnswerer answerer(*table);
+  core::TableAnswerer answerer(*table);
   std::optional<core::Worker> workers[2];
   for (auto& w : workers)
     w.emplace(loop, settings, cache, mesh, transport, local ? &answerer : nullptr);
