@@ -6,6 +6,7 @@
 #include <cstring>
 #include <functional>
 
+#include "upstream/random.hpp"
 #include "wire/message.hpp"
 
 namespace readyns::net {
@@ -48,7 +49,7 @@ void delete_when_closed(uv_handle_t* h) {
 template <class Map>
 uint16_t fresh_id(const Map& pending) {
   uint16_t id;
-  do id = uint16_t(arc4random());
+  do id = uint16_t(upstream::random32());
   while (pending.count(id));
   return id;
 }
@@ -184,8 +185,8 @@ void UvTransport::send(const Address& server, upstream::Protocol protocol, std::
 
 UvTransport::UdpSocket* UvTransport::pick_udp_socket(int family) {
   auto& pool = family == AF_INET6 ? udp_v6_ : udp_v4_;
-  size_t i =
-      pool.size() < settings_.udp_sockets ? pool.size() : arc4random_uniform(uint32_t(pool.size()));
+  size_t i = pool.size() < settings_.udp_sockets ? pool.size()
+                                                 : upstream::random_below(uint32_t(pool.size()));
   if (i < pool.size() && pool[i]->uses < settings_.udp_queries_per_socket) return pool[i];
   if (i < pool.size()) retire(pool[i]);
 

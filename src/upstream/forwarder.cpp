@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "upstream/random.hpp"
 #include "wire/answer.hpp"
 #include "wire/message.hpp"
 
@@ -22,7 +23,7 @@ void randomize_case(uint8_t* name, size_t len) {
     for (size_t j = 1; j <= name[i]; ++j) {
       uint8_t& c = name[i + j];
       if ((c | 0x20) < 'a' || (c | 0x20) > 'z') continue;
-      if (left == 0) bits = arc4random(), left = 32;
+      if (left == 0) bits = random32(), left = 32;
       c = (bits & 1) ? uint8_t(c & ~0x20) : uint8_t(c | 0x20);
       bits >>= 1, --left;
     }
