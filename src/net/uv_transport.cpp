@@ -77,8 +77,7 @@ void UvTransport::close() {
            [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   for (Slot& slot : slots_) slot = Slot{};
   for (UdpSocket* s : std::vector<UdpSocket*>(udp_all_)) close_udp(s);
-  udp_v4_.clear();
-  udp_v6_.clear();
+  udp_pools_.clear();
   for (TcpConnection* c : std::vector<TcpConnection*>(tcp_)) {
     c->pending.clear();
     close_tcp(c, false);
@@ -183,21 +182,26 @@ void UvTransport::send(const Address& server, upstream::Protocol protocol, std::
   }
 }
 
-UvTransport::UdpSocket* UvTransport::pick_udp_socket(int family) {
-  auto& pool = family == AF_INET6 ? udp_v6_ : udp_v4_;
+UvTransport::UdpSocket* UvTransport::pick_udp_socket(const Address& server) {
+  auto at = std::find_if(udp_pools_.begin(), udp_pools_.end(),
+                         [&](const auto& p) { return p.first == server; });
+  if (at == udp_pools_.end()) at = udp_pools_.insert(at, {server, {}});
+  auto& pool = at->second;
   size_t i = pool.size() < settings_.udp_sockets ? pool.size()
                                                  : upstream::random_below(uint32_t(pool.size()));
   if (i < pool.size() && pool[i]->uses < settings_.udp_queries_per_socket) return pool[i];
   if (i < pool.size()) retire(pool[i]);
 
   // Port 0: the kernel picks a random ephemeral port (Linux randomises UDP port choice).
+  // Connected to the one server: the kernel then drops datagrams from any other source before
+  // they reach us, and keeps the route instead of looking it up on every send.
   auto* s = new UdpSocket;
   s->owner = this;
   uv_udp_init(loop_, &s->handle);
   s->handle.data = s;
-  Address any = *parse_address(family == AF_INET6 ? "[::]:0" : "0.0.0.0:0");
+  Address any = *parse_address(server.family() == AF_INET6 ? "[::]:0" : "0.0.0.0:0");
   udp_all_.push_back(s);
-  if (uv_udp_bind(&s->handle, any.sa(), 0) != 0 ||
+  if (uv_udp_bind(&s->handle, any.sa(), 0) != 0 || uv_udp_connect(&s->handle, server.sa()) != 0 ||
       uv_udp_recv_start(
           &s->handle,
           [](uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -223,7 +227,7 @@ void UvTransport::retire(UdpSocket* s) {
 }
 
 void UvTransport::send_udp(const Address& server, std::span<uint8_t> query, uint32_t index) {
-  UdpSocket* s = pick_udp_socket(server.family());
+  UdpSocket* s = pick_udp_socket(server);
   if (!s) return;  // left to time out: the resolution moves on as for a lost packet
   Slot& slot = slots_[index];
   slot.udp = s;
@@ -232,7 +236,7 @@ void UvTransport::send_udp(const Address& server, std::span<uint8_t> query, uint
   ++s->uses;
   wire::put16(query.data(), slot.id);
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(query.data()), unsigned(query.size()));
-  uv_udp_try_send(&s->handle, &buf, 1, server.sa());  // a failed send is a lost packet
+  uv_udp_try_send(&s->handle, &buf, 1, nullptr);  // a failed send is a lost packet
 }
 
 void UvTransport::on_udp_recv(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,

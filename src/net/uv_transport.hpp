@@ -14,7 +14,7 @@
 namespace readyns::net {
 
 struct UvTransportSettings {
-  unsigned udp_sockets = 16;              // per address family
+  unsigned udp_sockets = 16;              // per upstream server
   unsigned udp_queries_per_socket = 256;  // then the socket is replaced by one on a new port
   uint32_t tcp_idle_timeout_ms = 10000;
 };
@@ -60,7 +60,7 @@ class UvTransport final : public upstream::Transport {
   // Delivers a reply to the slot's exchange; frees the slot if the exchange is done with it.
   void deliver(uint32_t index, std::span<const uint8_t> reply);
 
-  UdpSocket* pick_udp_socket(int family);
+  UdpSocket* pick_udp_socket(const Address& server);
   void retire(UdpSocket* s);
   void close_udp(UdpSocket* s);
   void send_udp(const Address& server, std::span<uint8_t> query, uint32_t slot);
@@ -75,9 +75,10 @@ class UvTransport final : public upstream::Transport {
   uv_timer_t* timer_;
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
-  std::vector<Deadline> deadlines_;          // min-heap; stale entries are skipped by generation
-  std::vector<UdpSocket*> udp_v4_, udp_v6_;  // sockets new queries go out on
-  std::vector<UdpSocket*> udp_all_;          // also those retiring until their replies are in
+  std::vector<Deadline> deadlines_;  // min-heap; stale entries are skipped by generation
+  // Per upstream server, the connected sockets new queries go out on (few servers: a list).
+  std::vector<std::pair<Address, std::vector<UdpSocket*>>> udp_pools_;
+  std::vector<UdpSocket*> udp_all_;  // also those retiring until their replies are in
   std::vector<TcpConnection*> tcp_;
   std::unique_ptr<uint8_t[]> recv_buffer_;
   uint64_t wrong_source_ = 0;
