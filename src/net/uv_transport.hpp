@@ -66,8 +66,7 @@ class UvTransport final : public upstream::Transport {
   void send_udp(const Address& server, std::span<uint8_t> query, uint32_t slot);
   void send_tcp(const Address& server, std::span<uint8_t> query, uint32_t slot);
   void close_tcp(TcpConnection* c, bool failed);
-  static void on_udp_recv(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
-                          unsigned flags);
+  static void on_udp_readable(UdpSocket* s);
   static void on_tcp_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf);
 
   uv_loop_t* loop_;
