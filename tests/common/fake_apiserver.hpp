@@ -43,6 +43,25 @@ inline void write_file(const std::string& path, const std::string& text) {
   std::filesystem::rename(temp, path);  // whole or not at all, as the kubelet swaps tokens
 }
 
+// Starts argv with its standard output on a pipe, whose read end goes to `out`; posix_spawn's
+// result, so that each caller decides whether a program that cannot start fails the test.
+inline int spawn_piped(std::vector<std::string> args, pid_t& pid, int& out) {
+  int pipe_fds[2];
+  REQUIRE(pipe(pipe_fds) == 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(pipe_fds[1]);  // else the reader never sees end of file
+  out = pipe_fds[0];
+  return spawned;
+}
+
 inline size_t append_to_string(char* data, size_t size, size_t count, void* out) {
   static_cast<std::string*>(out)->append(data, size * count);
   return size * count;
@@ -66,27 +85,12 @@ class FakeApi {
     REQUIRE(std::system(command.c_str()) == 0);
     write_file(token_file(), "token-1\n");
 
-    std::vector<std::string> args = {env_or("PYTHON", "/usr/bin/python3"),
-                                     env_or("FAKE_APISERVER", "tests/k8s/fake_apiserver.py"),
-                                     "--cert",
-                                     dir_.file("server.crt"),
-                                     "--key",
-                                     dir_.file("server.key"),
-                                     "--token",
-                                     "token-1"};
-    int pipe_fds[2];
-    REQUIRE(pipe(pipe_fds) == 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    int spawned = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(pipe_fds[1]);
-    int out = pipe_fds[0];
+    int out;
+    int spawned = spawn_piped(
+        {env_or("PYTHON", "/usr/bin/python3"),
+         env_or("FAKE_APISERVER", "tests/k8s/fake_apiserver.py"), "--cert", dir_.file("server.crt"),
+         "--key", dir_.file("server.key"), "--token", "token-1"},
+        pid_, out);
     REQUIRE(spawned == 0);
     FILE* lines = fdopen(out, "r");
     char line[128] = {};

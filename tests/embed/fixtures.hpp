@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "fake_apiserver.hpp"
@@ -93,24 +93,14 @@ inline int free_port() {
 
 // Runs argv, waits for it and returns its standard output; -1 status if it could not run.
 inline std::string run_capture(std::vector<std::string> args, int& status) {
-  int out[2];
-  REQUIRE(pipe(out) == 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, out[0]);
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
   pid_t pid;
-  int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(out[1]);
+  int out;
+  int spawned = spawn_piped(std::move(args), pid, out);
   std::string text;
   char buf[256];
   ssize_t n;
-  while ((n = read(out[0], buf, sizeof buf)) > 0) text.append(buf, size_t(n));
-  close(out[0]);
+  while ((n = read(out, buf, sizeof buf)) > 0) text.append(buf, size_t(n));
+  close(out);
   status = -1;
   if (spawned == 0) waitpid(pid, &status, 0);
   return text;
