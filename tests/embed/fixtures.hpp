@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "fake_apiserver.hpp"
+#include "readyns/options.hpp"
 
 namespace readyns::testing {
 
@@ -70,6 +71,16 @@ class Loop {
  private:
   uv_loop_t loop_;
 };
+
+// Only `upstream` is asked, so that a test's answers (and their timing) come from its own server.
+inline Options forwarding_options(const std::string& upstream) {
+  Options o;
+  o.listen = {};
+  o.upstreams = {upstream};
+  o.kube = "off";
+  o.log_level = "warn";
+  return o;
+}
 
 // A port free for UDP and TCP on 127.0.0.1 (a DNS server needs both), as harness.free_port().
 inline int free_port() {
