@@ -1,13 +1,21 @@
-// Micro-benchmarks of the hit path's parts: query parsing, key hashing, cache lookup and render.
+// Micro-benchmarks of the hit path: its parts (parsing, key hashing, cache lookup and render) and
+// a whole hit through the real Worker, counters and metrics included.
 // Run: build-release/bench/micro_bench (Catch2 benchmarks; not a test, never timed in CI).
+// Instructions per hit: valgrind --tool=callgrind --toggle-collect='*run_hits*'
+//   build-release/bench/micro_bench '[.hit-loop]'   (then Ir / kHitLoop)
 #define CATCH_CONFIG_MAIN
 #define CATCH_CONFIG_ENABLE_BENCHMARKING
 #include <catch2/catch.hpp>
+
+#include <uv.h>
 
 #include <string>
 #include <vector>
 
 #include "cache/cache.hpp"
+#include "core/mesh.hpp"
+#include "core/worker.hpp"
+#include "net/uv_transport.hpp"
 #include "wire/answer.hpp"
 #include "wire/message.hpp"
 
@@ -34,7 +42,76 @@ std::vector<uint8_t> make_answer(const std::vector<uint8_t>& query) {
   return a;
 }
 
+// Takes answers as a TCP session would, and drops them.
+class NullSink final : public net::AnswerSink {
+ public:
+  void send(std::span<const uint8_t> answer) override { bytes += answer.size(); }
+  void abandon() override {}
+  void ref() override {}
+  void unref() override {}
+  bool open() const override { return true; }
+  size_t bytes = 0;
+};
+
+// A Worker on an idle loop with one cached answer, asked for it over and over.
+struct WorkerHit {
+  uv_loop_t loop;
+  std::unique_ptr<net::UvTransport> transport;
+  upstream::ServerPool servers;
+  cache::Cache cache{{.max_entries = 100000}};
+  core::Mesh mesh;
+  std::unique_ptr<core::Worker> worker;
+  NullSink sink;
+  std::vector<uint8_t> query = make_query("svc12.ns3.svc.cluster.local");
+
+  WorkerHit() {
+    uv_loop_init(&loop);
+    transport = std::make_unique<net::UvTransport>(&loop, net::UvTransportSettings{});
+    core::WorkerSettings settings;
+    settings.zones = {{.zone = ".", .servers = {*net::parse_address("127.0.0.1:53", 53)}}};
+    settings.servers = &servers;
+    worker = std::make_unique<core::Worker>(&loop, settings, cache, mesh, *transport, nullptr);
+    std::vector<uint8_t> answer = make_answer(query);
+    std::vector<uint16_t> offsets = {uint16_t(answer.size() - 10)};
+    wire::Query q;
+    wire::parse_query(query, q);
+    uint8_t key_bytes[cache::kMaxKeySize];
+    cache.insert(cache::make_key(q.question, false, key_bytes), uint32_t(uv_now(&loop) / 1000),
+                 3600, answer, offsets);
+  }
+  ~WorkerHit() {
+    worker->close();
+    transport->close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    worker.reset();
+    transport.reset();
+    uv_loop_close(&loop);
+  }
+};
+
+constexpr int kHitLoop = 100000;
+
+// Out of line, so callgrind can count exactly these instructions.
+[[gnu::noinline]] void run_hits(WorkerHit& h, int n) {
+  for (int i = 0; i < n; ++i) h.worker->on_query(h.query, net::ReplyTo{.sink = &h.sink});
+}
+
 }  // namespace
+
+TEST_CASE("a whole hit through the worker") {
+  WorkerHit h;
+  run_hits(h, 1);
+  REQUIRE(h.sink.bytes > 0);
+  BENCHMARK("Worker::on_query, one hit") {
+    h.worker->on_query(h.query, net::ReplyTo{.sink = &h.sink});
+  };
+}
+
+TEST_CASE("hit loop for callgrind", "[.hit-loop]") {
+  WorkerHit h;
+  run_hits(h, kHitLoop);
+  CHECK(h.sink.bytes > 0);
+}
 
 TEST_CASE("hit path") {
   std::vector<uint8_t> query = make_query("svc12.ns3.svc.cluster.local");
