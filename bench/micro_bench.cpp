@@ -2,7 +2,8 @@
 // a whole hit through the real Worker, counters and metrics included.
 // Run: build-release/bench/micro_bench (Catch2 benchmarks; not a test, never timed in CI).
 // Instructions per hit: valgrind --tool=callgrind --toggle-collect='*run_hits*'
-//   build-release/bench/micro_bench '[.hit-loop]'   (then Ir / kHitLoop)
+//   build-release/bench/micro_bench '[.hit-loop]'   (then Ir / kHitLoop; '[.hit-loop-batched]'
+//   for hits arriving 32 to a batch, as recvmmsg hands them over under load)
 #define CATCH_CONFIG_MAIN
 #define CATCH_CONFIG_ENABLE_BENCHMARKING
 #include <catch2/catch.hpp>
@@ -91,9 +92,20 @@ struct WorkerHit {
 
 constexpr int kHitLoop = 100000;
 
-// Out of line, so callgrind can count exactly these instructions.
+constexpr int kBatch = 32;  // the UDP listener's recvmmsg batch
+
+// Out of line, so callgrind can count exactly these instructions. Each hit is a batch of its own
+// (the most a hit's timing can cost).
 [[gnu::noinline]] void run_hits(WorkerHit& h, int n) {
   for (int i = 0; i < n; ++i) h.worker->on_query(h.query, net::ReplyTo{.sink = &h.sink});
+}
+
+[[gnu::noinline]] void run_hits_batched(WorkerHit& h, int n) {
+  for (int i = 0; i < n; i += kBatch) {
+    h.worker->begin_batch();
+    for (int j = 0; j < kBatch; ++j) h.worker->on_query(h.query, net::ReplyTo{.sink = &h.sink});
+    h.worker->end_batch();
+  }
 }
 
 }  // namespace
@@ -105,11 +117,20 @@ TEST_CASE("a whole hit through the worker") {
   BENCHMARK("Worker::on_query, one hit") {
     h.worker->on_query(h.query, net::ReplyTo{.sink = &h.sink});
   };
+  BENCHMARK("Worker::on_query, a batch of 32 hits (divide by 32)") {
+    run_hits_batched(h, kBatch);
+  };
 }
 
 TEST_CASE("hit loop for callgrind", "[.hit-loop]") {
   WorkerHit h;
   run_hits(h, kHitLoop);
+  CHECK(h.sink.bytes > 0);
+}
+
+TEST_CASE("batched hit loop for callgrind", "[.hit-loop-batched]") {
+  WorkerHit h;
+  run_hits_batched(h, kHitLoop);
   CHECK(h.sink.bytes > 0);
 }
 

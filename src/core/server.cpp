@@ -6,6 +6,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <functional>
@@ -14,6 +15,7 @@
 #include <stdexcept>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "admin/coredns_metrics.hpp"
 #include "admin/health.hpp"
@@ -208,12 +210,15 @@ struct Server::Impl {
 
   std::string render_metrics() {
     namespace cd = admin::coredns;
-    uint64_t udp = 0, stream = 0, hits = 0, misses = 0, coalesced = 0, stale = 0;
+    using core::Counters;
+    uint64_t hits = 0, misses = 0, coalesced = 0, stale = 0;
     uint64_t rcodes[16] = {};
+    std::array<uint64_t, Counters::kRequestSeries> requests{};
+    std::vector<admin::HistogramSnapshot> durations(Counters::kTypes);
     for (auto& t : threads) {
-      const core::Counters& c = t->worker->counters();
-      udp += c.udp_queries.get();
-      stream += c.stream_queries.get();
+      const Counters& c = t->worker->counters();
+      for (size_t i = 0; i < requests.size(); ++i) requests[i] += c.requests[i].get();
+      for (size_t i = 0; i < Counters::kTypes; ++i) c.request_duration[i].add_to(durations[i]);
       hits += c.cache_hits.get();
       misses += c.cache_misses.get();
       coalesced += c.coalesced.get();
@@ -221,13 +226,30 @@ struct Server::Impl {
       for (int r = 0; r < 16; ++r) rcodes[r] += c.responses_by_rcode[r].get();
     }
     std::string server = cd::server_label(*net::parse_address(options.listen.front(), 53));
+    constexpr std::string_view kView = "";  // CoreDNS's label when no view is configured
     admin::TextWriter w;
+    // Only the series that saw a query, as CoreDNS writes them.
     w.begin(cd::kDnsRequestsTotal);
-    w.sample({server, cd::kZoneRoot, cd::kProtoUdp, "", ""}, udp);
-    w.sample({server, cd::kZoneRoot, cd::kProtoTcp, "", ""}, stream);
+    for (bool stream : {false, true}) {
+      for (bool ipv6 : {false, true}) {
+        for (size_t type = 0; type < Counters::kTypes; ++type) {
+          uint64_t n = requests[Counters::request_index(stream, ipv6, type)];
+          if (!n) continue;
+          w.sample({server, cd::kZoneRoot, kView, stream ? cd::kProtoTcp : cd::kProtoUdp,
+                    ipv6 ? cd::kFamilyIpv6 : cd::kFamilyIpv4, cd::qtype_label_at(type)},
+                   n);
+        }
+      }
+    }
+    w.begin(cd::kDnsRequestDurationSeconds);
+    for (size_t type = 0; type < Counters::kTypes; ++type) {
+      if (durations[type].count()) {
+        w.histogram({server, cd::kZoneRoot, kView, cd::qtype_label_at(type)}, durations[type]);
+      }
+    }
     w.begin(cd::kDnsResponsesTotal);
     for (uint16_t r = 0; r < 16; ++r) {
-      if (rcodes[r]) w.sample({server, cd::kZoneRoot, cd::rcode_label(r), ""}, rcodes[r]);
+      if (rcodes[r]) w.sample({server, cd::kZoneRoot, kView, cd::rcode_label(r), ""}, rcodes[r]);
     }
     w.begin(cd::kCacheEntries);
     w.sample({server, cd::kCacheSuccess}, cache->size());

@@ -86,6 +86,7 @@ void UdpListener::on_readable() {
   for (int round = 0; round < 4 && !closed_; ++round) {
     int n = ::recvmmsg(fd_, b.in, kUdpBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) return;
+    handler_.begin_batch();
     batching_ = true;
     for (int i = 0; i < n && !closed_; ++i) {
       if (b.in[i].msg_hdr.msg_flags & MSG_TRUNC) continue;  // no query is this big: drop it
@@ -95,6 +96,7 @@ void UdpListener::on_readable() {
     for (int i = 0; i < n; ++i) b.in[i].msg_hdr.msg_namelen = sizeof b.in_peers[i];  // reused
     batching_ = false;
     flush();
+    handler_.end_batch();
     if (size_t(n) < kUdpBatch) return;
   }
 }
@@ -172,6 +174,8 @@ TcpSession::TcpSession(TcpListener& listener, uv_loop_t* loop) : listener_(&list
 }
 
 void TcpSession::start() {
+  int len = sizeof peer_;
+  uv_tcp_getpeername(&stream_, reinterpret_cast<sockaddr*>(&peer_), &len);
   uv_tcp_nodelay(&stream_, 1);
   reading_ = true;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&stream_), alloc_read_buffer, on_read);
@@ -196,20 +200,25 @@ void TcpSession::on_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf) {
   self->inbox_.insert(self->inbox_.end(), buf->base, buf->base + n);
   size_t used = 0;
   self->ref();  // a handler may answer at once, and an answer may close us: stay alive
+  QueryHandler& handler = self->listener_->handler_;
+  handler.begin_batch();
   while (self->inbox_.size() - used >= 2 && !self->closing_) {
     size_t len = wire::get16(&self->inbox_[used]);
     if (self->inbox_.size() - used - 2 < len) break;
     ++self->outstanding_;
     // Only a complete query resets the idle timer: trickling bytes (slowloris) does not.
     self->restart_idle_timer();
-    ReplyTo reply_to{.sink = self};
-    self->listener_->handler_.on_query({&self->inbox_[used + 2], len}, reply_to);
+    ReplyTo reply_to{
+        .peer = self->peer_.ss_family ? reinterpret_cast<const sockaddr*>(&self->peer_) : nullptr,
+        .sink = self};
+    handler.on_query({&self->inbox_[used + 2], len}, reply_to);
     used += 2 + len;
     if (self->outstanding_ >= self->listener_->settings_.max_pipelined && self->reading_) {
       uv_read_stop(h);  // backpressure: resume when answers go out
       self->reading_ = false;
     }
   }
+  handler.end_batch();
   self->inbox_.erase(self->inbox_.begin(), self->inbox_.begin() + used);
   self->unref();
 }

@@ -36,12 +36,18 @@ class AnswerSink {
 // Where an answer goes: a UDP peer through a listener, or a sink.
 struct ReplyTo {
   UdpListener* udp = nullptr;
-  const sockaddr* peer = nullptr;  // valid only during on_query; copy it to keep it
+  // The client (a TCP session's too; none for a caller in the process). Valid only during
+  // on_query; copy it to keep it.
+  const sockaddr* peer = nullptr;
   AnswerSink* sink = nullptr;
 };
 
 class QueryHandler {
  public:
+  // Listeners hand over the queries of one read (a recvmmsg batch, a TCP read) between these:
+  // what is answered in between goes out together, so it can be timed together.
+  virtual void begin_batch() = 0;
+  virtual void end_batch() = 0;
   virtual void on_query(std::span<const uint8_t> msg, const ReplyTo& reply_to) = 0;
 
  protected:
@@ -118,6 +124,7 @@ class TcpSession final : public AnswerSink {
   static void on_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf);
 
   TcpListener* listener_;
+  sockaddr_storage peer_{};
   uv_tcp_t stream_;
   uv_timer_t idle_;
   std::vector<uint8_t> inbox_;

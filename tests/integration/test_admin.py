@@ -6,6 +6,7 @@ import harness
 from harness import udp
 
 SVC0 = "svc0.ns0.svc.cluster.local"
+SVC1 = "svc1.ns0.svc.cluster.local"
 
 
 def get(port, path):
@@ -16,12 +17,32 @@ def get(port, path):
         return e.code, e.read().decode()
 
 
-def metric(text, name, **labels):
+def samples(text, name):
+    """Every sample of `name` as (labels dict, value)."""
+    out = []
     for line in text.splitlines():
         if line.startswith(name + "{") or line.startswith(name + " "):
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                return float(line.rsplit(" ", 1)[1])
+            head, value = line.rsplit(" ", 1)
+            labels = dict(part.split("=", 1) for part in head[len(name) + 1:-1].split(",")) if "{" in head else {}
+            out.append(({k: v.strip('"') for k, v in labels.items()}, float(value)))
+    return out
+
+
+def metric(text, name, **labels):
+    for have, value in samples(text, name):
+        if all(have.get(k) == str(v) for k, v in labels.items()):
+            return value
     raise AssertionError(f"no {name} {labels} in\n{text}")
+
+
+def total(text, name):
+    return sum(value for _, value in samples(text, name))
+
+
+def scrape(port):
+    status, text = get(port, "/metrics")
+    assert status == 200
+    return text
 
 
 def test_health_ready_and_metrics(fault, readyns):
@@ -52,3 +73,40 @@ def test_not_ready_when_upstreams_fail_and_none_answered(fault, readyns):
     assert get(health, "/ready")[0] == 200  # nothing asked yet: no news is not bad news
     udp(server.port, harness.make_query(SVC0))
     harness.wait_until(lambda: get(health, "/ready")[0] == 503, 3, "/ready to turn 503")
+
+
+def test_requests_and_durations_by_protocol_family_and_type(fault, readyns):
+    upstream = fault("ok")
+    metrics = harness.free_port()
+    server = readyns(upstreams=[upstream.port], args=[f"--metrics=127.0.0.1:{metrics}", "--kube", "off"])
+    for _ in range(3):
+        udp(server.port, harness.make_query(SVC0))  # one miss, then two hits
+    harness.tcp(server.port, harness.make_query(SVC0, "AAAA"))  # NODATA
+    udp(server.port, harness.make_query("nope.ns0.svc.cluster.local", "TXT"))  # NXDOMAIN
+    udp(server.port, harness.make_query(SVC1, "NAPTR"))  # a type CoreDNS counts as "other"
+    text = scrape(metrics)
+
+    ours = {"server": f"dns://127.0.0.1:{server.port}", "zone": ".", "view": ""}
+    assert metric(text, "coredns_dns_requests_total", **ours, proto="udp", family="1", type="A") == 3
+    assert metric(text, "coredns_dns_requests_total", **ours, proto="tcp", family="1", type="AAAA") == 1
+    assert metric(text, "coredns_dns_requests_total", **ours, proto="udp", family="1", type="TXT") == 1
+    assert metric(text, "coredns_dns_requests_total", **ours, proto="udp", family="1", type="other") == 1
+    assert total(text, "coredns_dns_requests_total") == 6
+    assert len(samples(text, "coredns_dns_requests_total")) == 4, "only series that saw a query"
+
+    duration = "coredns_dns_request_duration_seconds"
+    assert metric(text, duration + "_count", **ours, type="A") == 3
+    assert metric(text, duration + "_bucket", **ours, type="A", le="+Inf") == 3
+    assert metric(text, duration + "_count", type="AAAA") == 1
+    assert metric(text, duration + "_count", type="TXT") == 1
+    assert metric(text, duration + "_count", type="other") == 1
+    assert total(text, duration + "_count") == 6
+    assert 0 < metric(text, duration + "_sum", type="A") < 3 * 8.192
+    # CoreDNS's buckets, cumulative.
+    les = [labels["le"] for labels, _ in samples(text, duration + "_bucket") if labels["type"] == "A"]
+    assert les[0] == "0.00025" and les[-2] == "8.192" and les[-1] == "+Inf" and len(les) == 17
+    counts = [v for labels, v in samples(text, duration + "_bucket") if labels["type"] == "A"]
+    assert counts == sorted(counts)
+
+    assert metric(text, "coredns_dns_responses_total", **ours, rcode="NOERROR", plugin="") == 5
+    assert metric(text, "coredns_dns_responses_total", rcode="NXDOMAIN") == 1
