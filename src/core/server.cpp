@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -259,16 +260,57 @@ struct Server::Impl {
     w.sample({server}, misses);
     w.begin(cd::kCacheEvictionsTotal);
     w.sample({server, cd::kCacheSuccess}, cache->evictions());
-    auto upstreams = servers.all();
-    w.begin(cd::kForwardRequestsTotal);
-    for (auto* s : upstreams) w.sample({s->address.to_string()}, s->queries.load());
-    w.begin(cd::kForwardHealthcheckFailuresTotal);
-    for (auto* s : upstreams) w.sample({s->address.to_string()}, s->probe_failures.load());
+    render_forward_metrics(w);
     w.begin(cd::kCoalescedTotal);
     w.sample(coalesced);
     w.begin(cd::kStaleAnswersTotal);
     w.sample(stale);
     return w.take();
+  }
+
+  // The forward plugin's families, and current CoreDNS's proxy_* names for the same data.
+  void render_forward_metrics(admin::TextWriter& w) {
+    namespace cd = admin::coredns;
+    struct Upstream {
+      std::string to;
+      const upstream::ServerState* state;
+      std::vector<admin::HistogramSnapshot> replies;  // by RCODE
+    };
+    std::vector<Upstream> upstreams;
+    for (const upstream::ServerState* s : servers.all()) {
+      Upstream& u = upstreams.emplace_back(Upstream{s->address.to_string(), s, {}});
+      for (const admin::Histogram& h : s->reply_durations) u.replies.push_back(h.snapshot());
+    }
+    w.begin(cd::kForwardRequestsTotal);
+    for (const Upstream& u : upstreams) w.sample({u.to}, u.state->queries.load());
+    w.begin(cd::kForwardResponsesTotal);
+    for (const Upstream& u : upstreams) {
+      for (uint16_t r = 0; r < u.replies.size(); ++r) {
+        if (uint64_t n = u.replies[r].count()) w.sample({u.to, cd::rcode_label(r)}, n);
+      }
+    }
+    for (const admin::MetricSpec* spec :
+         {&cd::kForwardRequestDurationSeconds, &cd::kProxyRequestDurationSeconds}) {
+      w.begin(*spec);
+      bool proxy = spec == &cd::kProxyRequestDurationSeconds;
+      for (const Upstream& u : upstreams) {
+        for (uint16_t r = 0; r < u.replies.size(); ++r) {
+          if (!u.replies[r].count()) continue;
+          std::string rcode = cd::rcode_label(r);
+          if (proxy) {
+            w.histogram({cd::kProxyNameForward, u.to, rcode}, u.replies[r]);
+          } else {
+            w.histogram({u.to, rcode}, u.replies[r]);
+          }
+        }
+      }
+    }
+    w.begin(cd::kForwardHealthcheckFailuresTotal);
+    for (const Upstream& u : upstreams) w.sample({u.to}, u.state->probe_failures.load());
+    w.begin(cd::kProxyHealthcheckFailuresTotal);
+    for (const Upstream& u : upstreams) {
+      w.sample({cd::kProxyNameForward, u.to}, u.state->probe_failures.load());
+    }
   }
 
   ~Impl() {

@@ -222,6 +222,7 @@ void Resolution::send(Protocol protocol) {
   uint64_t left = forwarder_->settings_.resolve_timeout_ms - (now - started_ms_);
   uint32_t timeout = uint32_t(std::min<uint64_t>(forwarder_->attempt_timeout(*server_), left));
   sent_ms_ = now;
+  sent_ns_ = admin::monotonic_ns();
   ++server_->queries;
   transport.send(server_->address, protocol, query_, timeout, this);
 }
@@ -232,6 +233,8 @@ bool Resolution::on_reply(uint16_t id, std::span<const uint8_t> reply) {
   wire::ReplyCheck check = wire::check_reply(reply, id, qname, qname_len_, qtype, qclass,
                                              forwarder_->settings_.randomize_case);
   if (check == wire::ReplyCheck::kMismatch) return false;
+  server_->reply_durations[wire::rcode_of(reply.data())].observe_concurrently(
+      double(admin::monotonic_ns() - sent_ns_) * 1e-9);
 
   uint64_t now = forwarder_->transport_.now_ms();
   uint32_t rtt = uint32_t(std::max<uint64_t>(1, now - sent_ms_));

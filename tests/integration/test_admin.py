@@ -110,3 +110,27 @@ def test_requests_and_durations_by_protocol_family_and_type(fault, readyns):
 
     assert metric(text, "coredns_dns_responses_total", **ours, rcode="NOERROR", plugin="") == 5
     assert metric(text, "coredns_dns_responses_total", rcode="NXDOMAIN") == 1
+
+
+def test_forward_responses_and_durations_by_rcode(fault, readyns):
+    upstream = fault("ok")
+    metrics = harness.free_port()
+    server = readyns(upstreams=[upstream.port], args=[f"--metrics=127.0.0.1:{metrics}", "--kube", "off"])
+    udp(server.port, harness.make_query(SVC0))
+    udp(server.port, harness.make_query(SVC0))  # a hit: nothing upstream
+    udp(server.port, harness.make_query(SVC1))
+    udp(server.port, harness.make_query("nope.ns0.svc.cluster.local"))
+    text = scrape(metrics)
+
+    to = upstream.addr
+    assert metric(text, "coredns_forward_requests_total", to=to) == 3
+    assert metric(text, "coredns_forward_responses_total", to=to, rcode="NOERROR") == 2
+    assert metric(text, "coredns_forward_responses_total", to=to, rcode="NXDOMAIN") == 1
+    assert len(samples(text, "coredns_forward_responses_total")) == 2
+    for name, labels in (("coredns_forward_request_duration_seconds", {}),
+                         ("coredns_proxy_request_duration_seconds", {"proxy_name": "forward"})):
+        assert metric(text, name + "_count", **labels, to=to, rcode="NOERROR") == 2
+        assert metric(text, name + "_bucket", **labels, to=to, rcode="NXDOMAIN", le="+Inf") == 1
+        assert metric(text, name + "_sum", **labels, to=to, rcode="NOERROR") > 0
+    assert metric(text, "coredns_forward_healthcheck_failures_total", to=to) == 0
+    assert metric(text, "coredns_proxy_healthcheck_failures_total", proxy_name="forward", to=to) == 0

@@ -1,6 +1,6 @@
-// Unit tests of what a Worker counts per query: requests by transport, family and type, and request
-// durations (batched answers timed together, later ones from when their query was read). A scripted
-// transport stands in for the network.
+// Unit tests of what a Worker counts per query: requests by transport, family and type, request
+// durations (batched answers timed together, later ones from when their query was read), and the
+// upstream replies by RCODE. A scripted transport stands in for the network.
 #include <uv.h>
 #include <catch2/catch.hpp>
 
@@ -177,4 +177,21 @@ TEST_CASE("answers within a batch are timed together when it ends") {
   f.transport.reply(wire::kNxDomain);
   CHECK(f.durations(kTypeTxt).count() == 1);  // timed from when it was read
   CHECK(f.sink.answers == 5);
+}
+
+TEST_CASE("upstream replies are timed by the upstream and the reply's RCODE") {
+  Fixture f;
+  f.worker->on_query(make_query("one.example", wire::kTypeA), {.sink = &f.sink});
+  f.transport.reply(wire::kNoError);
+  f.worker->on_query(make_query("two.example", wire::kTypeA), {.sink = &f.sink});
+  f.transport.reply(wire::kNxDomain);
+  f.worker->on_query(make_query("three.example", wire::kTypeA), {.sink = &f.sink});
+  f.transport.reply(wire::kNxDomain);
+
+  upstream::ServerState& s = *f.servers.get(f.upstream);
+  CHECK(s.queries == 3);
+  CHECK(s.reply_durations[wire::kNoError].snapshot().count() == 1);
+  CHECK(s.reply_durations[wire::kNxDomain].snapshot().count() == 2);
+  CHECK(s.reply_durations[wire::kServFail].snapshot().count() == 0);
+  CHECK(f.durations(wire::kTypeA).count() == 3);
 }
