@@ -34,6 +34,7 @@ inline constexpr std::string_view kToRcode[] = {"to", "rcode"};
 inline constexpr std::string_view kProxyNameTo[] = {"proxy_name", "to"};
 inline constexpr std::string_view kProxyNameToRcode[] = {"proxy_name", "to", "rcode"};
 inline constexpr std::string_view kVersion[] = {"version"};
+inline constexpr std::string_view kType[] = {"type"};
 }  // namespace labels
 
 // --- plugin/metrics: every query the server answers ---
@@ -117,12 +118,14 @@ inline constexpr MetricSpec kEndpointsReady{
     MetricType::kGauge,
     "Ready endpoints in the Kubernetes endpoint table (headless Services answered locally).",
     {}};
-inline constexpr MetricSpec kWatchEventsTotal{
-    "readyns_watch_events_total", MetricType::kCounter, "EndpointSlice watch events received.", {}};
+// type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR".
+inline constexpr MetricSpec kWatchEventsTotal{"readyns_watch_events_total", MetricType::kCounter,
+                                              "EndpointSlice watch events received.",
+                                              labels::kType};
 inline constexpr MetricSpec kInvalidationsTotal{
     "readyns_invalidations_total",
     MetricType::kCounter,
-    "Cached answers erased because a Service's endpoints changed.",
+    "Services whose answers changed, each erasing the cached answers at and under its name.",
     {}};
 inline constexpr MetricSpec kCoalescedTotal{
     "readyns_coalesced_total",

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -66,7 +67,8 @@ struct Server::Impl {
   upstream::ServerPool servers;
   std::unique_ptr<k8s::EndpointTable> table;
   std::unique_ptr<core::TableAnswerer> local;
-  std::unique_ptr<k8s::Watcher> watcher;  // on the first worker's loop
+  std::unique_ptr<k8s::Watcher> watcher;   // on the first worker's loop
+  std::atomic<uint64_t> invalidations{0};  // Services whose cached answers were erased
   std::vector<std::unique_ptr<Thread>> threads;
 
   // /health, /ready and /metrics on a loop and thread of their own, off the query path.
@@ -89,8 +91,10 @@ struct Server::Impl {
       table = std::make_unique<k8s::EndpointTable>(
           k8s::TableSettings{.cluster_domain = o.cluster_domain});
       // A Service whose endpoints changed: no cached answer about it may outlive the change.
-      table->set_on_change(
-          [c = cache.get()](std::span<const uint8_t> name) { c->erase_subtree(name); });
+      table->set_on_change([c = cache.get(), n = &invalidations](std::span<const uint8_t> name) {
+        c->erase_subtree(name);
+        n->fetch_add(1, std::memory_order_relaxed);
+      });
       local = std::make_unique<core::TableAnswerer>(*table);
     }
 
@@ -261,6 +265,16 @@ struct Server::Impl {
     w.begin(cd::kCacheEvictionsTotal);
     w.sample({server, cd::kCacheSuccess}, cache->evictions());
     render_forward_metrics(w);
+    if (table) {
+      w.begin(cd::kEndpointsReady);
+      w.sample(table->ready_endpoints());
+      w.begin(cd::kWatchEventsTotal);
+      for (size_t type = 0; type < std::size(k8s::kEventTypeNames); ++type) {
+        w.sample({k8s::kEventTypeNames[type]}, watcher->events(k8s::EventType(type)));
+      }
+      w.begin(cd::kInvalidationsTotal);
+      w.sample(invalidations.load(std::memory_order_relaxed));
+    }
     w.begin(cd::kCoalescedTotal);
     w.sample(coalesced);
     w.begin(cd::kStaleAnswersTotal);

@@ -2,7 +2,10 @@
 # metric names.
 import urllib.request
 
+import pytest
+
 import harness
+from fake_kube import FakeApi, endpoint, endpoint_slice
 from harness import udp
 
 SVC0 = "svc0.ns0.svc.cluster.local"
@@ -134,3 +137,66 @@ def test_forward_responses_and_durations_by_rcode(fault, readyns):
         assert metric(text, name + "_sum", **labels, to=to, rcode="NOERROR") > 0
     assert metric(text, "coredns_forward_healthcheck_failures_total", to=to) == 0
     assert metric(text, "coredns_proxy_healthcheck_failures_total", proxy_name="forward", to=to) == 0
+
+
+@pytest.fixture
+def api(tmp_path):
+    server = FakeApi(tmp_path / "api")
+    yield server
+    server.stop()
+
+
+def test_endpoints_watch_events_and_invalidations(api, fault, readyns):
+    def slice_a(*ready):
+        return endpoint_slice("hl-a", "ns", "hl", [endpoint(ip, ready=r) for ip, r in
+                                                   zip(["10.244.1.2", "10.244.1.3", "10.244.1.4"], ready)])
+
+    api.push("ADDED", slice_a(True, True, False))
+    api.push("ADDED", endpoint_slice("plain-a", "ns", "plain", [endpoint("10.244.9.9")], headless=False))
+    upstream = fault("ok")
+    metrics = harness.free_port()
+    watches = api.state()["watches"]
+    readyns(upstreams=[upstream.port], args=[*api.readyns_args(), "--health=", f"--metrics=127.0.0.1:{metrics}"])
+    api.wait(watches=watches + 1, open_watches=1)
+
+    def events(kind):
+        return metric(scrape(metrics), "readyns_watch_events_total", type=kind)
+
+    def after(kind, count):
+        harness.wait_until(lambda: events(kind) == count, 5, f"{count} {kind} watch event(s)")
+        return scrape(metrics)
+
+    text = scrape(metrics)
+    # Listed, not watched: the headless Service's ready endpoints; its answers were published once.
+    assert metric(text, "readyns_endpoints_ready") == 2
+    assert [v for _, v in samples(text, "readyns_watch_events_total")] == [0] * 5
+    assert metric(text, "readyns_invalidations_total") == 1
+
+    api.push("MODIFIED", slice_a(True, True, True))
+    text = after("MODIFIED", 1)
+    assert metric(text, "readyns_endpoints_ready") == 3
+    assert metric(text, "readyns_invalidations_total") == 2
+
+    api.push("MODIFIED", slice_a(True, True, True))  # nothing changed: no invalidation
+    text = after("MODIFIED", 2)
+    assert metric(text, "readyns_invalidations_total") == 2
+
+    api.push("ADDED", endpoint_slice("hl-b", "ns", "hl", [endpoint("10.244.1.5")]))
+    text = after("ADDED", 1)
+    assert metric(text, "readyns_endpoints_ready") == 4
+    assert metric(text, "readyns_invalidations_total") == 3
+
+    api.push("DELETED", slice_a(True, True, True))
+    text = after("DELETED", 1)
+    assert metric(text, "readyns_endpoints_ready") == 1
+    assert metric(text, "readyns_invalidations_total") == 4
+
+    api.call("/bookmark", {})
+    text = after("BOOKMARK", 1)
+    api.call("/expire", {"how": "event"})  # the watch ends with an ERROR (410), then a relist
+    text = after("ERROR", 1)
+    assert metric(text, "readyns_watch_events_total", type="ADDED") == 1
+    assert metric(text, "readyns_watch_events_total", type="MODIFIED") == 2
+    assert metric(text, "readyns_watch_events_total", type="DELETED") == 1
+    assert metric(text, "readyns_watch_events_total", type="BOOKMARK") == 1
+    assert metric(text, "readyns_endpoints_ready") == 1
