@@ -333,6 +333,10 @@ std::vector<Setting> make_settings() {
       number<uint32_t>("query_log.sample", "--query-log-sample", "N",
                        "log one query in N (default 1: every query)", &Options::query_log_sample, 1,
                        1000000),
+      toggle("watch_config", "--watch-config",
+             "reload when the --config file changes, as on SIGHUP (--watch-config=false to turn "
+             "off; default off)",
+             &Options::watch_config),
   };
 }
 

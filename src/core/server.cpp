@@ -24,6 +24,7 @@
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
 #include "cache/cache.hpp"
+#include "config/file_watch.hpp"
 #include "core/parts.hpp"
 #include "core/worker.hpp"
 #include "k8s/endpoint_table.hpp"
@@ -75,6 +76,7 @@ struct Server::Impl {
   uv_loop_t admin_loop;
   uv_async_t admin_stop;
   std::vector<std::unique_ptr<admin::HttpServer>> admin_servers;
+  std::unique_ptr<config::FileWatch> config_watch;  // on the admin loop too
   std::thread admin_thread;
   bool admin_ran = false;
 
@@ -151,6 +153,7 @@ struct Server::Impl {
     uv_async_init(&admin_loop, &admin_stop, [](uv_async_t* a) {
       auto* impl = static_cast<Impl*>(a->data);
       for (auto& s : impl->admin_servers) s->close();
+      if (impl->config_watch) impl->config_watch->close();
       uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
     });
     admin_stop.data = this;
@@ -403,6 +406,7 @@ void Server::reload(const Options& given) {
   if (options.listen != old.listen) ignored("listen");
   if (options.threads != old.threads) ignored("threads");
   if (options.cache_size != old.cache_size || options.stale_max != old.stale_max) ignored("cache");
+  if (options.watch_config != old.watch_config) ignored("watch_config");
   if (options.kube != old.kube || options.kube_api != old.kube_api ||
       options.kube_namespaces != old.kube_namespaces ||
       options.cluster_domain != old.cluster_domain) {
@@ -423,7 +427,15 @@ void Server::on_reload_request(std::function<void()> handler) {
 }
 
 void Server::request_reload() {
-  uv_async_send(&impl_->reload_request);
+  // Once stopping, the first loop may have closed the handle.
+  if (!impl_->stopping.load()) uv_async_send(&impl_->reload_request);
+}
+
+void Server::reload_on_change(const std::string& path) {
+  if (impl_->admin_ran) throw std::logic_error("reload_on_change() after run()");
+  impl_->config_watch =
+      std::make_unique<config::FileWatch>(&impl_->admin_loop, path, [this] { request_reload(); });
+  impl_->config_watch->start();
 }
 
 void Server::stop() {

@@ -136,6 +136,7 @@ metrics: "[::1]:19253"
 query_log:
   enabled: yes
   sample: 100
+watch_config: true
 )";
 
 }  // namespace
@@ -174,6 +175,7 @@ TEST_CASE("config: every key is read into its option") {
   CHECK(o.metrics == "[::1]:19253");
   CHECK(o.query_log);
   CHECK(o.query_log_sample == 100);
+  CHECK(o.watch_config);
   CHECK_NOTHROW(validate(o));
 }
 
@@ -392,6 +394,8 @@ TEST_CASE("config: command line without a file") {
   // Problems found only with everything together still name the flag.
   CHECK_THROWS_WITH(effective_options(flags({"--listen", "127.0.0.1:53"})),
                     "--upstream: no upstream for the default zone '.'");
+  CHECK_THROWS_WITH(effective_options(flags({"--upstream", "192.0.2.1", "--watch-config"})),
+                    "--watch-config: there is no --config file to watch");
 }
 
 TEST_CASE("config: resolv.conf nameservers, without our own listen addresses") {
