@@ -133,28 +133,28 @@ void Worker::close_listeners() {
   for (auto& l : tcp_) l->close();
 }
 
-void Worker::respond(const net::ReplyTo& to, std::span<const uint8_t> answer, const wire::Query& q,
+void Worker::respond(const net::ReplyTo& to, std::span<const uint8_t> answer, size_t type,
                      uint64_t asked_ns) {
+  // Counted and timed before the answer leaves, so a client that has it sees it in /metrics.
   counters_.responses_by_rcode[wire::rcode_of(answer.data())].add();
-  if (to.sink) {
-    to.sink->send(answer);
-  } else {
-    to.udp->send(to.peer, answer);
-  }
-  size_t type = admin::coredns::qtype_index(q.question.qtype);
-  // Answered within the batch it was read in: timed once the whole batch has gone out.
-  if (in_batch_ && asked_ns == batch_started_ns_) {
+  if (to.udp && in_batch_ && asked_ns == batch_started_ns_ && to.udp->holds(answer.size())) {
+    // Goes out with the rest of the batch it was read in: timed with them at its end.
     ++batch_answers_[type];
     batch_types_ |= uint32_t(1) << type;
   } else {
     counters_.request_duration[type].observe_ns(admin::monotonic_ns() - asked_ns);
+  }
+  if (to.sink) {
+    to.sink->send(answer);
+  } else {
+    to.udp->send(to.peer, answer);
   }
 }
 
 void Worker::respond_empty(const wire::Query& q, uint64_t asked_ns, const net::ReplyTo& to,
                            uint16_t rcode) {
   size_t len = wire::build_empty_answer(q, rcode, out_);
-  respond(to, {out_.data(), len}, q, asked_ns);
+  respond(to, {out_.data(), len}, admin::coredns::qtype_index(q.question.qtype), asked_ns);
 }
 
 void Worker::begin_batch() {
@@ -185,10 +185,10 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
   wire::Query q;
   wire::QueryCheck check = wire::parse_query(msg, q);
   // Unparsed queries have type 0: "other", as CoreDNS counts them.
+  const size_t type = admin::coredns::qtype_index(q.question.qtype);
   counters_
       .requests[Counters::request_index(to.sink != nullptr,
-                                        to.peer && to.peer->sa_family == AF_INET6,
-                                        admin::coredns::qtype_index(q.question.qtype))]
+                                        to.peer && to.peer->sa_family == AF_INET6, type)]
       .add();
   const uint64_t asked_ns = batch_started_ns_;
   switch (check) {
@@ -212,7 +212,7 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
   if (local_) {
     if (size_t len = local_->answer(q, out_, limit)) {
       if (settings_.query_log) log_query(q, to, "endpoints");
-      return respond(to, {out_.data(), len}, q, asked_ns);
+      return respond(to, {out_.data(), len}, type, asked_ns);
     }
   }
 
@@ -227,7 +227,7 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
   if (found == cache::Found::kFresh && len) {
     counters_.cache_hits.add();
     if (settings_.query_log) log_query(q, to, "cache");
-    respond(to, {out_.data(), len}, q, asked_ns);
+    respond(to, {out_.data(), len}, type, asked_ns);
     if (refresh && prefetches_ < settings_.max_prefetches) {
       std::string mesh_key(reinterpret_cast<const char*>(key.question), key.len);
       mesh_key.push_back(key.do_bit ? '1' : '0');
@@ -317,7 +317,8 @@ void Worker::answer_waiters(Miss& miss, const Outcome& outcome) {
     size_t limit = to.sink ? wire::kMaxMessageSize : w.query.udp_limit();
     size_t len =
         wire::render_answer(outcome->wire, outcome->ttl_offsets, 0, 0, w.query, limit, out_);
-    respond(to, {out_.data(), len}, w.query, w.asked_ns);
+    respond(to, {out_.data(), len}, admin::coredns::qtype_index(w.query.question.qtype),
+            w.asked_ns);
   }
   if (stale_waiters_ == 0 && !closed_) uv_timer_stop(stale_timer_);
 }
@@ -332,7 +333,7 @@ bool Worker::answer_stale(const Miss& miss, const Waiter& w) {
   });
   if (len == 0) return false;
   counters_.stale_answers.add();
-  respond(to, {out_.data(), len}, w.query, w.asked_ns);
+  respond(to, {out_.data(), len}, admin::coredns::qtype_index(w.query.question.qtype), w.asked_ns);
   return true;
 }
 

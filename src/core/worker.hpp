@@ -76,8 +76,9 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   struct Waiter;
   struct Miss;
   void handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to);
-  // Sends the answer to `q`, read at `asked_ns`, and counts and times it.
-  void respond(const net::ReplyTo& to, std::span<const uint8_t> answer, const wire::Query& q,
+  // Sends the answer to a query of `type` (admin::coredns::qtype_index) read at `asked_ns`, and
+  // counts and times it.
+  void respond(const net::ReplyTo& to, std::span<const uint8_t> answer, size_t type,
                uint64_t asked_ns);
   void respond_empty(const wire::Query& q, uint64_t asked_ns, const net::ReplyTo& to,
                      uint16_t rcode);
@@ -115,8 +116,8 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   bool closed_ = false;
   Counters counters_;
   // The batch being handled: when it was read, and how many of its queries of each type were
-  // answered within it (a bit per type in batch_types_). They are timed when it ends, with one
-  // clock reading for all of them.
+  // answered within it and are held for its sendmmsg (a bit per type in batch_types_). They are
+  // timed when it ends, with one clock reading for all of them.
   bool in_batch_ = false;
   uint64_t batch_started_ns_ = 0;
   uint32_t batch_types_ = 0;

@@ -14,7 +14,6 @@ namespace readyns::net {
 namespace {
 
 constexpr size_t kUdpBatch = 32;                  // datagrams per recvmmsg and sendmmsg
-constexpr size_t kBatchedAnswerMax = 4096;        // larger answers go out on their own
 constexpr size_t kMaxUdpQuery = 4096;             // larger datagrams are not queries: dropped
 constexpr size_t kMaxQueuedWriteBytes = 1 << 20;  // a client that stops reading is cut off
 
@@ -57,7 +56,7 @@ struct UdpListener::Batch {
   mmsghdr out[kUdpBatch];
   iovec out_vectors[kUdpBatch];
   sockaddr_storage out_peers[kUdpBatch];
-  uint8_t bytes[kUdpBatch][kBatchedAnswerMax];
+  uint8_t bytes[kUdpBatch][UdpListener::kBatchedAnswerMax];
 };
 
 UdpListener::UdpListener(uv_loop_t* loop, int fd, QueryHandler& handler)
@@ -95,8 +94,8 @@ void UdpListener::on_readable() {
     }
     for (int i = 0; i < n; ++i) b.in[i].msg_hdr.msg_namelen = sizeof b.in_peers[i];  // reused
     batching_ = false;
-    flush();
     handler_.end_batch();
+    flush();
     if (size_t(n) < kUdpBatch) return;
   }
 }

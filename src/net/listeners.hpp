@@ -44,8 +44,9 @@ struct ReplyTo {
 
 class QueryHandler {
  public:
-  // Listeners hand over the queries of one read (a recvmmsg batch, a TCP read) between these:
-  // what is answered in between goes out together, so it can be timed together.
+  // Listeners hand over the queries of one read (a recvmmsg batch, a TCP read) between these;
+  // UDP answers given in between are held until end_batch() has returned, then go out together,
+  // so they can be timed together.
   virtual void begin_batch() = 0;
   virtual void end_batch() = 0;
   virtual void on_query(std::span<const uint8_t> msg, const ReplyTo& reply_to) = 0;
@@ -65,7 +66,8 @@ struct TcpSettings {
 int bind_socket(const Address& address, int type);
 
 // Receives a batch with one recvmmsg when the loop says the socket is readable, and answers it
-// with one sendmmsg: libuv's own UDP reading costs an extra syscall per wake-up.
+// with one sendmmsg: libuv's own UDP reading costs an extra syscall per wake-up. The handler's
+// end_batch() comes before that sendmmsg.
 class UdpListener {
  public:
   UdpListener(uv_loop_t* loop, int fd, QueryHandler& handler);
@@ -73,12 +75,16 @@ class UdpListener {
   // Sends an answer, batched while a received batch is being handled. A full socket buffer
   // drops it, as the network might (the client retries).
   void send(const sockaddr* peer, std::span<const uint8_t> answer);
+  // Whether send() would hold an answer of this size for the batch's sendmmsg.
+  bool holds(size_t answer_size) const { return batching_ && answer_size <= kBatchedAnswerMax; }
   void close();
 
  private:
   struct Batch;
   void on_readable();
   void flush();
+
+  static constexpr size_t kBatchedAnswerMax = 4096;  // larger answers go out on their own
 
   uv_poll_t* poll_;
   int fd_;
