@@ -13,6 +13,8 @@ SVC1 = "svc1.ns0.svc.cluster.local"
 
 
 def get(port, path):
+    # The admin server starts listening just after the DNS listeners the harness waits for.
+    harness.wait_until(lambda: harness.tcp_accepts(port), 5, f"the admin server on port {port}")
     try:
         with urllib.request.urlopen(f"http://{harness.HOST}:{port}{path}", timeout=3) as r:
             return r.status, r.read().decode()
