@@ -1,4 +1,8 @@
 // Unit tests for src/wire: query parsing, name helpers, empty answers, and upstream answers.
+
+// Without it, ldns/common.h defines bool as _Bool, which breaks libstdc++'s headers under clang.
+#include <stdbool.h>
+
 #include <ldns/ldns.h>
 
 #include <catch2/catch.hpp>
