@@ -64,8 +64,7 @@ bool walk(std::span<const uint8_t> msg, std::span<const uint8_t> zone, Layout& o
       pos = rdata + get16(&msg[pos + 8]);
       if (pos > msg.size()) return false;
       rr.end = uint16_t(pos);
-      // RFC 6891 6.1.1 / RFC 8945 5.1: OPT only in the additional section, TSIG only last in it
-      // (ldns lifts both out of its lists there, which rebuild() relies on).
+      // RFC 6891 6.1.1 / RFC 8945 5.1: OPT only in the additional section, TSIG only last in it.
       if (rr.type == kTypeOpt && section != kAdditional) return false;
       if (rr.type == 250 && (section != kAdditional || i + 1 != counts[section])) return false;
       if (rr.type == kTypeOpt) {
@@ -111,30 +110,28 @@ bool walk(std::span<const uint8_t> msg, std::span<const uint8_t> zone, Layout& o
 }
 
 // Rewrites a reply keeping only the records marked `keep`, through ldns so compression stays
-// valid whatever was dropped.
+// valid whatever was dropped. ldns reads each kept record where walk() found it and must end
+// where walk() did: ldns reads RDATA field by field and goes on from where its fields end, not
+// from RDLENGTH, so when the two disagree the reply reads two ways (malformed, then) and records
+// would be kept or dropped by the wrong reading.
 bool rebuild(std::span<const uint8_t> msg, const Layout& layout, std::vector<uint8_t>& out) {
-  ldns_pkt* parsed = nullptr;
-  if (ldns_wire2pkt(&parsed, msg.data(), msg.size()) != LDNS_STATUS_OK) return false;
-  std::unique_ptr<ldns_pkt, decltype(&ldns_pkt_free)> pkt(parsed, ldns_pkt_free);
   std::unique_ptr<ldns_pkt, decltype(&ldns_pkt_free)> kept(ldns_pkt_new(), ldns_pkt_free);
-  ldns_pkt_push_rr(kept.get(), LDNS_SECTION_QUESTION,
-                   ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(pkt.get()), 0)));
-  ldns_rr_list* sections[3] = {ldns_pkt_answer(pkt.get()), ldns_pkt_authority(pkt.get()),
-                               ldns_pkt_additional(pkt.get())};
   const ldns_pkt_section targets[3] = {LDNS_SECTION_ANSWER, LDNS_SECTION_AUTHORITY,
                                        LDNS_SECTION_ADDITIONAL};
-  // ldns keeps OPT out of its record lists, so walk our records without it.
-  std::vector<bool> keep;
-  for (const RecordInfo& r : layout.records) {
-    if (r.type != kTypeOpt) keep.push_back(r.keep);
+  ldns_rr* rr = nullptr;
+  size_t pos = kHeaderSize;
+  if (ldns_wire2rr(&rr, msg.data(), msg.size(), &pos, LDNS_SECTION_QUESTION) != LDNS_STATUS_OK) {
+    return false;
   }
-  size_t index = 0;
-  for (int s = 0; s < 3; ++s) {
-    for (size_t i = 0; i < ldns_rr_list_rr_count(sections[s]); ++i, ++index) {
-      if (index < keep.size() && keep[index]) {
-        ldns_pkt_push_rr(kept.get(), targets[s], ldns_rr_clone(ldns_rr_list_rr(sections[s], i)));
-      }
+  ldns_pkt_push_rr(kept.get(), LDNS_SECTION_QUESTION, rr);
+  for (const RecordInfo& r : layout.records) {
+    if (!r.keep) continue;
+    pos = r.start;
+    if (ldns_wire2rr(&rr, msg.data(), msg.size(), &pos, targets[r.section]) != LDNS_STATUS_OK) {
+      return false;
     }
+    ldns_pkt_push_rr(kept.get(), targets[r.section], rr);
+    if (pos != r.end) return false;
   }
   uint8_t* wire = nullptr;
   size_t size = 0;

@@ -239,14 +239,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::OracleMessage walked;
     if (fuzz::oracle_walk(reply, walked) && fuzz::names_cross_ttls(reply, walked)) return 0;
   }
-  if (fuzz::known("ldns-disagrees")) {
-    // prepare_answer() maps its keep/drop decisions onto ldns's records by index.
-    fuzz::OracleMessage walked;
-    if (fuzz::oracle_walk(reply, walked) && fuzz::ldns_parses(reply) &&
-        !fuzz::ldns_agrees(reply, walked)) {
-      return 0;
-    }
-  }
   wire::PreparedAnswer prepared;
   if (!wire::prepare_answer(reply, policy, zone, prepared)) return 0;
   check_prepared(reply, policy, zone, prepared);

@@ -1346,6 +1346,48 @@ TEST_CASE("prepare_answer rejects a compressed question", "[wire][prepare]") {
   }
 }
 
+namespace {
+
+// The header and question of a reply to a.cluster.local A, with the given counts.
+Bytes reply_start(uint16_t an, uint16_t ns = 0, uint16_t ar = 0) {
+  Bytes m = header(0x4242, kFlagQr | kFlagRd, kFlagRa, 1, an, ns, ar);
+  add(m, wname("a.cluster.local"));
+  add16(m, kTypeA);
+  add16(m, kClassIn);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("prepare_answer refuses a kept record that RDLENGTH and its fields read two ways",
+          "[wire][prepare]") {
+  // Found by fuzz_reply: an A record whose RDLENGTH covers a whole record after its address.
+  // By RDLENGTH the answer holds two a.cluster.local A records and an out-of-zone NS to drop;
+  // ldns reads the address, then the hidden record as the second answer. The rebuild mapped
+  // keep/drop onto ldns's records by index, so evil.example became a kept answer.
+  auto reply_with = [](const Bytes& first_rdata) {
+    Bytes m = reply_start(2, 1);
+    add_rr(m, {0xc0, 12}, kTypeA, 20, first_rdata);
+    add_rr(m, {0xc0, 12}, kTypeA, 20, {10, 0, 0, 2});
+    add_rr(m, wname("example"), kTypeNs, 20, wname("ns.example"));
+    return m;
+  };
+  Bytes two_ways = {10, 0, 0, 1};
+  add(two_ways, wname("evil.example"));
+  add16(two_ways, kTypeA);
+  add16(two_ways, kClassIn);
+  add32(two_ways, 20);
+  add16(two_ways, 4);
+  add(two_ways, {6, 6, 6, 6});
+  PreparedAnswer p;
+  CHECK_FALSE(prepare_answer(reply_with(two_ways), TtlPolicy{}, kZone, p));
+  // The same reply, well formed, is rebuilt without the NS.
+  REQUIRE(prepare_answer(reply_with({10, 0, 0, 1}), TtlPolicy{}, kZone, p));
+  CHECK(section_of(p.wire, 0) ==
+        std::vector<std::string>{"a.cluster.local. 1", "a.cluster.local. 1"});
+  CHECK(section_of(p.wire, 1).empty());
+}
+
 // ============================================================================================
 // render_answer
 // ============================================================================================
