@@ -1357,6 +1357,9 @@ Bytes reply_start(uint16_t an, uint16_t ns = 0, uint16_t ar = 0) {
   return m;
 }
 
+// A TTL whose bytes read as a label "b" and a pointer to the question's name: 0x0162c00c.
+constexpr uint32_t kTtlNamedB = 0x0162c00c;
+
 }  // namespace
 
 TEST_CASE("prepare_answer refuses a kept record that RDLENGTH and its fields read two ways",
@@ -1386,6 +1389,80 @@ TEST_CASE("prepare_answer refuses a kept record that RDLENGTH and its fields rea
   CHECK(section_of(p.wire, 0) ==
         std::vector<std::string>{"a.cluster.local. 1", "a.cluster.local. 1"});
   CHECK(section_of(p.wire, 1).empty());
+}
+
+TEST_CASE("prepare_answer refuses names read through bytes it rewrites", "[wire][prepare]") {
+  // Found by fuzz_reply: a compression pointer into a TTL field reads the TTL's bytes as labels.
+  // Clamping (and, at every hit, ageing) the TTL then changes a name after it was checked.
+  PreparedAnswer p;
+  SECTION("an owner through a TTL") {
+    // b.a.cluster.local lies in the zone, so the record is kept; once its TTL is clamped to 30
+    // the same pointer reads the root, outside the zone.
+    Bytes m = reply_start(1, 1);
+    add_rr(m, {0xc0, 12}, kTypeA, kTtlNamedB, {10, 0, 0, 1});
+    size_t ttl = m.size() - 10;
+    add_rr(m, {0xc0, uint8_t(ttl)}, kTypeA, 20, {10, 0, 0, 2});
+    CHECK_FALSE(prepare_answer(m, TtlPolicy{}, kZone, p));
+  }
+  SECTION("a CNAME target through a TTL") {
+    Bytes m = reply_start(2);
+    size_t ttl = m.size() + 2 + 4;
+    add_rr(m, {0xc0, 12}, kTypeCname, kTtlNamedB, {0xc0, uint8_t(ttl)});
+    add_rr(m, wname("b.a.cluster.local"), kTypeA, 20, {10, 0, 0, 1});
+    CHECK_FALSE(prepare_answer(m, TtlPolicy{}, kZone, p));
+  }
+  SECTION("an MX exchange through a TTL") {
+    Bytes m = reply_start(1);
+    size_t ttl = m.size() + 2 + 4;
+    add_rr(m, {0xc0, 12}, 15, kTtlNamedB, {0, 10, 0xc0, uint8_t(ttl)});
+    CHECK_FALSE(prepare_answer(m, TtlPolicy{}, kZone, p));
+  }
+  SECTION("an owner through the header") {
+    // ARCOUNT's low byte reads as the root until render_answer adds the client's OPT.
+    Bytes m = reply_start(0, 1);
+    add_rr(m, {0xc0, 11}, kTypeA, 20, {10, 0, 0, 1});
+    CHECK_FALSE(prepare_answer(m, TtlPolicy{}, wname("."), p));
+  }
+  SECTION("an owner through the question's type") {
+    Bytes m = reply_start(0, 1);
+    add_rr(m, {0xc0, uint8_t(m.size() - 4)}, kTypeA, 20, {10, 0, 0, 1});
+    CHECK_FALSE(prepare_answer(m, TtlPolicy{}, wname("."), p));
+  }
+  SECTION("pointers to names in RDATA are fine") {
+    Bytes m = reply_start(1, 1, 1);
+    add_rr(m, {0xc0, 12}, kTypeA, 20, {10, 0, 0, 1});
+    add_rr(m, {0xc0, 14}, kTypeNs, 20, wname("ns.cluster.local"));
+    size_t ns_name = m.size() - wname("ns.cluster.local").size();
+    add_rr(m, {0xc0, uint8_t(ns_name)}, kTypeA, 20, {10, 96, 0, 10});
+    REQUIRE(prepare_answer(m, TtlPolicy{}, kZone, p));
+    CHECK(section_of(p.wire, 2) == std::vector<std::string>{"ns.cluster.local. 1"});
+  }
+}
+
+TEST_CASE("prepare_answer wants RDATA names to fill their RDATA", "[wire][prepare]") {
+  PreparedAnswer p;
+  for (uint16_t type : {kTypeCname, kTypeNs, kTypePtr}) {
+    INFO("type " << type);
+    Bytes m = reply_start(1);
+    Bytes rdata = wname("b.cluster.local");
+    rdata.push_back(0);
+    add_rr(m, {0xc0, 12}, type, 20, rdata);
+    CHECK_FALSE(prepare_answer(m, TtlPolicy{}, kZone, p));
+  }
+  SECTION("MX and SRV: fixed fields, then the name") {
+    Bytes mx = reply_start(1);
+    add_rr(mx, {0xc0, 12}, 15, 20, {0, 10, 0xc0, 12});
+    REQUIRE(prepare_answer(mx, TtlPolicy{}, kZone, p));
+    Bytes short_mx = reply_start(1);
+    add_rr(short_mx, {0xc0, 12}, 15, 20, {0xc0, 12});
+    CHECK_FALSE(prepare_answer(short_mx, TtlPolicy{}, kZone, p));
+    Bytes srv = reply_start(1);
+    add_rr(srv, {0xc0, 12}, kTypeSrv, 20, {0, 0, 0, 10, 0, 53, 0xc0, 12});
+    REQUIRE(prepare_answer(srv, TtlPolicy{}, kZone, p));
+    Bytes short_srv = reply_start(1);
+    add_rr(short_srv, {0xc0, 12}, kTypeSrv, 20, {0, 0, 0, 53, 0xc0, 12});
+    CHECK_FALSE(prepare_answer(short_srv, TtlPolicy{}, kZone, p));
+  }
 }
 
 // ============================================================================================
