@@ -15,6 +15,7 @@
 #include "config/file.hpp"
 #include "config/resolv_conf.hpp"
 #include "config/settings.hpp"
+#include "k8s/endpoint_table.hpp"
 
 using namespace readyns;
 using namespace readyns::config;
@@ -505,6 +506,16 @@ TEST_CASE("config: validate() refuses what Server cannot use, naming key and fla
   o = valid_options();
   o.cluster_domain = "";
   CHECK(validate_error(o) == "kube.cluster_domain | --cluster-domain: bad domain name ''");
+  // Fuzzing (fuzz_config): the endpoint table refused a domain validate() let through.
+  o = valid_options();
+  std::string label(63, 'a');
+  o.cluster_domain = label + "." + label + "." + label + "." + std::string(50, 'a');
+  CHECK(validate_error(o) == "valid");
+  CHECK_NOTHROW(k8s::EndpointTable({.cluster_domain = o.cluster_domain}));
+  o.cluster_domain += "a";
+  CHECK(validate_error(o) ==
+        "kube.cluster_domain | --cluster-domain: domain too long: 'hostmaster." + o.cluster_domain +
+            "' must fit in 255 bytes");
   o = valid_options();
   o.health = "";
   o.metrics = "127.0.0.1";
