@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
     struct sigaction hup {};
     hup.sa_handler = on_hangup;
     sigaction(SIGHUP, &hup, nullptr);
+    if (options.watch_config) server.reload_on_change(cl.config_path);
     pthread_sigmask(SIG_UNBLOCK, &control_signals, nullptr);
     if (!cl.config_path.empty()) spdlog::info("settings from {}", cl.config_path);
     spdlog::info("readyns serving on {} with {} thread(s)", options.listen.front(),

@@ -69,6 +69,9 @@ struct Options {
   // One log line per answered query, for one query in `query_log_sample` (1: every query).
   bool query_log = false;
   uint32_t query_log_sample = 1;
+
+  // The daemon: reload when its --config file changes, as on SIGHUP.
+  bool watch_config = false;
 };
 
 }  // namespace readyns

@@ -36,6 +36,10 @@ class Server {
   void on_reload_request(std::function<void()> handler);
   // Safe from signal handlers (SIGHUP).
   void request_reload();
+  // Calls request_reload() whenever the content of the file at `path` changes, however it is
+  // replaced (in place, renamed over, a Kubernetes ConfigMap's symlink swap); watched from the
+  // admin thread. Call before run(); throws std::runtime_error if it cannot be watched.
+  void reload_on_change(const std::string& path);
 
  private:
   struct Impl;

@@ -3,15 +3,18 @@
 //
 // Taken from CoreDNS's sources (plugin/metrics/vars/vars.go, plugin/cache/metrics.go,
 // plugin/pkg/proxy/metrics.go, plugin/forward/metrics.go). CoreDNS's label sets changed across
-// releases; readyns keeps the labels every version has and that dashboards group by, and leaves
-// out the ones that are always empty here ("view"; the cache's "zones"): an absent label and an
-// empty one are the same series to Prometheus.
+// releases; readyns writes the plugin/metrics families with the current ones (1.11 on: "view",
+// always empty here, as CoreDNS writes it without views), and leaves out the cache's "zones": an
+// absent label and an empty one are the same series to Prometheus, so dashboards of any release
+// match either way.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <iterator>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "admin/metrics.hpp"
 #include "net/address.hpp"
@@ -19,10 +22,11 @@
 namespace readyns::admin::coredns {
 
 namespace labels {
-inline constexpr std::string_view kServerZoneProtoFamilyType[] = {"server", "zone", "proto",
-                                                                  "family", "type"};
-inline constexpr std::string_view kServerZoneRcodePlugin[] = {"server", "zone", "rcode", "plugin"};
-inline constexpr std::string_view kServerZone[] = {"server", "zone"};
+inline constexpr std::string_view kServerZoneViewProtoFamilyType[] = {"server", "zone",   "view",
+                                                                      "proto",  "family", "type"};
+inline constexpr std::string_view kServerZoneViewRcodePlugin[] = {"server", "zone", "view", "rcode",
+                                                                  "plugin"};
+inline constexpr std::string_view kServerZoneViewType[] = {"server", "zone", "view", "type"};
 inline constexpr std::string_view kServerType[] = {"server", "type"};
 inline constexpr std::string_view kServer[] = {"server"};
 inline constexpr std::string_view kTo[] = {"to"};
@@ -30,6 +34,7 @@ inline constexpr std::string_view kToRcode[] = {"to", "rcode"};
 inline constexpr std::string_view kProxyNameTo[] = {"proxy_name", "to"};
 inline constexpr std::string_view kProxyNameToRcode[] = {"proxy_name", "to", "rcode"};
 inline constexpr std::string_view kVersion[] = {"version"};
+inline constexpr std::string_view kType[] = {"type"};
 inline constexpr std::string_view kReason[] = {"reason"};
 inline constexpr std::string_view kAction[] = {"action"};
 }  // namespace labels
@@ -37,22 +42,21 @@ inline constexpr std::string_view kAction[] = {"action"};
 // --- plugin/metrics: every query the server answers ---
 
 // server: server_label(); zone: the zone that answered ("." for the default, "dropped" for
-// queries dropped before handling); proto: "udp" | "tcp"; family: "1" (IPv4) | "2" (IPv6);
-// type: qtype_label().
+// queries dropped before handling); view: "" (CoreDNS's without views); proto: "udp" | "tcp";
+// family: "1" (IPv4) | "2" (IPv6); type: qtype_label().
 inline constexpr MetricSpec kDnsRequestsTotal{
     "coredns_dns_requests_total", MetricType::kCounter,
     "Counter of DNS requests made per zone, protocol and family.",
-    labels::kServerZoneProtoFamilyType};
+    labels::kServerZoneViewProtoFamilyType};
 // rcode: rcode_label(); plugin: who wrote the answer ("cache", "forward", "kubernetes"; "" when
 // the server itself answered, e.g. a FORMERR).
 inline constexpr MetricSpec kDnsResponsesTotal{"coredns_dns_responses_total", MetricType::kCounter,
                                                "Counter of response status codes.",
-                                               labels::kServerZoneRcodePlugin};
-// Buckets: kDnsDurationBuckets. (CoreDNS 1.7-1.10 also had "type"; current CoreDNS has
-// server, zone, view.)
+                                               labels::kServerZoneViewRcodePlugin};
+// Buckets: kDnsDurationBuckets; type: qtype_label().
 inline constexpr MetricSpec kDnsRequestDurationSeconds{
     "coredns_dns_request_duration_seconds", MetricType::kHistogram,
-    "Histogram of the time (in seconds) each request took per zone.", labels::kServerZone};
+    "Histogram of the time (in seconds) each request took per zone.", labels::kServerZoneViewType};
 
 // --- plugin/cache --- type: "success" | "denial" (NXDOMAIN/NODATA answers).
 
@@ -116,12 +120,14 @@ inline constexpr MetricSpec kEndpointsReady{
     MetricType::kGauge,
     "Ready endpoints in the Kubernetes endpoint table (headless Services answered locally).",
     {}};
-inline constexpr MetricSpec kWatchEventsTotal{
-    "readyns_watch_events_total", MetricType::kCounter, "EndpointSlice watch events received.", {}};
+// type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR".
+inline constexpr MetricSpec kWatchEventsTotal{"readyns_watch_events_total", MetricType::kCounter,
+                                              "EndpointSlice watch events received.",
+                                              labels::kType};
 inline constexpr MetricSpec kInvalidationsTotal{
     "readyns_invalidations_total",
     MetricType::kCounter,
-    "Cached answers erased because a Service's endpoints changed.",
+    "Services whose answers changed, each erasing the cached answers at and under its name.",
     {}};
 inline constexpr MetricSpec kCoalescedTotal{
     "readyns_coalesced_total",
@@ -168,48 +174,31 @@ inline constexpr std::string_view kPluginForward = "forward";
 inline constexpr std::string_view kPluginKubernetes = "kubernetes";
 inline constexpr std::string_view kProxyNameForward = "forward";
 
-// The query types CoreDNS counts by name; every other one is "other".
+// The query types CoreDNS counts by name (plugin/metrics/vars/report.go); every other one is
+// "other", at index kQtypeOther. Workers count by index, so the hit path never touches a string.
+inline constexpr std::pair<uint16_t, std::string_view> kQtypes[] = {
+    {1, "A"},       {2, "NS"},     {5, "CNAME"},  {6, "SOA"},    {12, "PTR"},   {15, "MX"},
+    {16, "TXT"},    {28, "AAAA"},  {33, "SRV"},   {43, "DS"},    {46, "RRSIG"}, {47, "NSEC"},
+    {48, "DNSKEY"}, {50, "NSEC3"}, {65, "HTTPS"}, {251, "IXFR"}, {252, "AXFR"}, {255, "ANY"}};
+inline constexpr size_t kQtypeOther = std::size(kQtypes);
+inline constexpr size_t kQtypeLabels = kQtypeOther + 1;
+
+// Every named type is below 256: one table lookup.
+inline constexpr std::array<uint8_t, 256> kQtypeIndex = [] {
+  std::array<uint8_t, 256> index{};
+  index.fill(uint8_t(kQtypeOther));
+  for (size_t i = 0; i < std::size(kQtypes); ++i) index[kQtypes[i].first] = uint8_t(i);
+  return index;
+}();
+
+constexpr size_t qtype_index(uint16_t type) {
+  return type < kQtypeIndex.size() ? kQtypeIndex[type] : kQtypeOther;
+}
+constexpr std::string_view qtype_label_at(size_t index) {
+  return index < kQtypeOther ? kQtypes[index].second : "other";
+}
 constexpr std::string_view qtype_label(uint16_t type) {
-  switch (type) {
-    case 1:
-      return "A";
-    case 2:
-      return "NS";
-    case 5:
-      return "CNAME";
-    case 6:
-      return "SOA";
-    case 12:
-      return "PTR";
-    case 15:
-      return "MX";
-    case 16:
-      return "TXT";
-    case 28:
-      return "AAAA";
-    case 33:
-      return "SRV";
-    case 43:
-      return "DS";
-    case 46:
-      return "RRSIG";
-    case 47:
-      return "NSEC";
-    case 48:
-      return "DNSKEY";
-    case 50:
-      return "NSEC3";
-    case 65:
-      return "HTTPS";
-    case 251:
-      return "IXFR";
-    case 252:
-      return "AXFR";
-    case 255:
-      return "ANY";
-    default:
-      return "other";
-  }
+  return qtype_label_at(qtype_index(type));
 }
 
 // RCODE names as miekg/dns spells them (CoreDNS's rcode label); an unnamed code is its number.

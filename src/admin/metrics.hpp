@@ -11,6 +11,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -26,6 +27,13 @@ namespace readyns::admin {
 inline constexpr std::array<double, 16> kDnsDurationBuckets = {
     0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032,
     0.064,   0.128,  0.256, 0.512, 1.024, 2.048, 4.096, 8.192};
+
+// The clock durations are measured with: monotonic, read through the vDSO (no system call).
+inline uint64_t monotonic_ns() {
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count());
+}
 
 // A histogram's counts at one moment. Counts are per bucket, not cumulative; the last one holds
 // the observations above every bound (Prometheus's le="+Inf" adds everything).
@@ -43,15 +51,19 @@ struct HistogramSnapshot {
 };
 
 // Fixed buckets, observed by one thread only (its worker): each observation is a few relaxed
-// loads and stores, no locked instruction. Any thread may read it (snapshot, add_to).
+// loads and stores, no locked instruction. (Or by several, through observe_concurrently().) Any
+// thread may read it (snapshot, add_to).
 class Histogram {
  public:
   // `bounds`: ascending, finite, and alive as long as the histogram (a static array).
   explicit Histogram(std::span<const double> bounds = kDnsDurationBuckets);
 
-  // The owner thread only. NaN is ignored.
-  void observe(double value);
-  void observe_ns(uint64_t nanoseconds) { observe(double(nanoseconds) * 1e-9); }
+  // The owner thread only: `n` observations of `value`. NaN is ignored.
+  void observe(double value, uint64_t n = 1);
+  void observe_ns(uint64_t nanoseconds, uint64_t n = 1) { observe(double(nanoseconds) * 1e-9, n); }
+  // For a histogram several threads observe (never mixed with observe() on the same one): every
+  // add is a locked instruction, so keep it off the hit path.
+  void observe_concurrently(double value);
 
   HistogramSnapshot snapshot() const;
   // Adds this histogram's counts to `into` (same bounds), so scrapes sum workers without copies.
@@ -59,6 +71,8 @@ class Histogram {
   std::span<const double> bounds() const { return bounds_; }
 
  private:
+  size_t bucket(double value) const;
+
   std::span<const double> bounds_;
   std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // bounds_.size() + 1
   std::atomic<double> sum_{0};

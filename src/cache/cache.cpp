@@ -145,8 +145,10 @@ void Cache::insert(const Key& key, uint32_t now, uint32_t ttl, std::span<const u
                                 key.len,
                                 uint16_t(ttl_offsets.size()),
                                 key.do_bit};
-  std::memcpy(e->offsets(), ttl_offsets.data(), ttl_offsets.size() * sizeof(uint16_t));
-  std::memcpy(e->wire(), wire.data(), wire.size());
+  // std::copy, not memcpy: an answer may hold no TTL offsets, and memcpy from their null data()
+  // is undefined even for 0 bytes.
+  std::copy(ttl_offsets.begin(), ttl_offsets.end(), e->offsets());
+  std::copy(wire.begin(), wire.end(), e->wire());
 
   Shard& shard = shard_for(key);
   std::lock_guard lock(shard.mutex);

@@ -298,6 +298,9 @@ Options effective_options(const CommandLine& cl) {
         cl.config_path + (key.empty() ? "" : ":" + std::to_string(parsed.lines[key]));
     throw ConfigError(where + ": " + e.key + ": " + e.problem);
   }
+  if (o.watch_config && cl.config_path.empty()) {
+    throw ConfigError("--watch-config: there is no --config file to watch");
+  }
   return o;
 }
 

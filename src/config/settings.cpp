@@ -108,6 +108,18 @@ std::string kube_mode_problem(std::string_view text) {
   return "expected off, auto or on, got '" + std::string(text) + "'";
 }
 
+// The endpoint table names its SOA's mailbox hostmaster.<domain>, the longest name it makes of the
+// domain alone; it must fit too, or the table refuses the domain at start-up.
+std::string cluster_domain_problem(std::string_view text) {
+  if (std::string problem = domain_problem(text); !problem.empty()) return problem;
+  std::string mailbox = "hostmaster." + std::string(text);
+  uint8_t scratch[wire::kMaxNameLength];
+  if (!wire::name_from_text(mailbox.data(), mailbox.size(), scratch, sizeof scratch)) {
+    return "domain too long: '" + mailbox + "' must fit in 255 bytes";
+  }
+  return {};
+}
+
 template <class T>
 Setting number(std::string_view key, std::string_view flag, std::string_view arg,
                std::string_view help, T Options::*field, T lo, T hi) {
@@ -325,7 +337,7 @@ std::vector<Setting> make_settings() {
            namespace_problem, namespace_problem),
       text("kube.cluster_domain", "--cluster-domain", "DOMAIN",
            "the cluster's DNS domain (default cluster.local)", &Options::cluster_domain,
-           domain_problem),
+           cluster_domain_problem),
       number<unsigned>("threads", "--threads", "N",
                        "worker threads, each with its own sockets (default 1)", &Options::threads,
                        1, 256),
@@ -344,6 +356,10 @@ std::vector<Setting> make_settings() {
       number<uint32_t>("query_log.sample", "--query-log-sample", "N",
                        "log one query in N (default 1: every query)", &Options::query_log_sample, 1,
                        1000000),
+      toggle("watch_config", "--watch-config",
+             "reload when the --config file changes, as on SIGHUP (--watch-config=false to turn "
+             "off; default off)",
+             &Options::watch_config),
   };
 }
 

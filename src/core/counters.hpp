@@ -5,6 +5,9 @@
 #include <atomic>
 #include <cstdint>
 
+#include "admin/coredns_metrics.hpp"
+#include "admin/metrics.hpp"
+
 namespace readyns::core {
 
 // A counter only its worker writes: relaxed load+store, no locked instruction on the hot path.
@@ -20,7 +23,17 @@ class Counter {
 };
 
 struct Counters {
-  Counter udp_queries, stream_queries;  // stream: TCP, or callers in the process
+  // Queries as CoreDNS labels them: by transport (stream: TCP, or callers in the process), the
+  // client's address family and the query type (admin::coredns::qtype_index).
+  static constexpr size_t kTypes = admin::coredns::kQtypeLabels;
+  static constexpr size_t request_index(bool stream, bool ipv6, size_t type) {
+    return (size_t(stream) * 2 + size_t(ipv6)) * kTypes + type;
+  }
+  static constexpr size_t kRequestSeries = 2 * 2 * kTypes;
+  std::array<Counter, kRequestSeries> requests;
+  // Time from reading a query to handing its answer to the kernel, by query type.
+  std::array<admin::Histogram, kTypes> request_duration;
+
   std::array<Counter, 16> responses_by_rcode;
   Counter cache_hits, cache_misses;
   Counter coalesced;          // misses that joined a query already in flight

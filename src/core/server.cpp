@@ -6,20 +6,26 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "admin/coredns_metrics.hpp"
 #include "admin/health.hpp"
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
 #include "cache/cache.hpp"
+#include "config/file_watch.hpp"
+#include "core/parts.hpp"
 #include "core/worker.hpp"
 #include "k8s/endpoint_table.hpp"
 #include "k8s/watcher.hpp"
@@ -32,72 +38,6 @@ namespace {
 
 constexpr uint64_t kDrainDeadlineMs = 1500;  // SIGTERM: finish in-flight answers, then go
 constexpr uint64_t kDrainPollMs = 20;
-
-net::Address parse_or_throw(const std::string& text, const char* what, int default_port) {
-  auto addr = net::parse_address(text, default_port);
-  if (!addr) throw std::invalid_argument(std::string(what) + ": bad address '" + text + "'");
-  return *addr;
-}
-
-std::vector<upstream::ZoneServers> zones_from(const Options& o) {
-  std::vector<upstream::ZoneServers> zones;
-  auto add = [&](const std::string& zone, const std::vector<std::string>& servers,
-                 const char* what) {
-    upstream::ZoneServers z{.zone = zone.empty() ? "." : zone, .servers = {}};
-    uint8_t scratch[wire::kMaxNameLength];
-    if (z.zone != "." &&
-        !wire::name_from_text(z.zone.data(), z.zone.size(), scratch, sizeof scratch)) {
-      throw std::invalid_argument(std::string(what) + ": bad zone name '" + zone + "'");
-    }
-    if (servers.empty())
-      throw std::invalid_argument(std::string(what) + ": zone " + z.zone + " has no upstream");
-    for (const std::string& s : servers) z.servers.push_back(parse_or_throw(s, what, 53));
-    zones.push_back(std::move(z));
-  };
-  if (!o.upstreams.empty()) add(".", o.upstreams, "--upstream");
-  for (const ForwardZone& f : o.forward) add(f.zone, f.upstreams, "--forward");
-  bool has_root = false;
-  for (const auto& z : zones) has_root |= z.zone == ".";
-  if (!has_root) throw std::invalid_argument("--upstream: no default upstream given");
-  return zones;
-}
-
-k8s::Mode kube_mode(const std::string& text) {
-  if (text == "off") return k8s::Mode::kOff;
-  if (text == "on") return k8s::Mode::kOn;
-  if (text == "auto") return k8s::Mode::kAuto;
-  throw std::invalid_argument("--kube: expected off, auto or on, got '" + text + "'");
-}
-
-// Lets workers ask the endpoint table first without the core depending on the k8s module's API.
-class TableAnswerer final : public core::LocalAnswerer {
- public:
-  explicit TableAnswerer(const k8s::EndpointTable& table) : table_(table) {}
-  size_t answer(const wire::Query& q, std::span<uint8_t> out, size_t limit) const override {
-    return table_.answer(q, out, limit);
-  }
-
- private:
-  const k8s::EndpointTable& table_;
-};
-
-// What a worker needs from the options; throws std::invalid_argument naming a bad setting.
-core::WorkerSettings worker_settings(const Options& o, upstream::ServerPool& servers) {
-  if (o.max_ttl < o.min_ttl) throw std::invalid_argument("--max-ttl: below --min-ttl");
-  return {
-      .ttl = {.min_ttl = o.min_ttl, .max_ttl = o.max_ttl, .neg_ttl = o.neg_ttl},
-      .forwarder = {.attempt_timeout_ms = o.upstream_timeout_ms,
-                    .resolve_timeout_ms = o.resolve_timeout_ms,
-                    .randomize_case = o.randomize_case},
-      .zones = zones_from(o),
-      .servers = &servers,
-      .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
-      .query_log = o.query_log,
-      .query_log_sample = std::max<uint32_t>(1, o.query_log_sample),
-      .rrl_rate = o.rrl_rate,
-      .rrl_slip = o.rrl_slip,
-  };
-}
 
 }  // namespace
 
@@ -127,8 +67,9 @@ struct Server::Impl {
   core::Mesh mesh;
   upstream::ServerPool servers;
   std::unique_ptr<k8s::EndpointTable> table;
-  std::unique_ptr<TableAnswerer> local;
+  std::unique_ptr<core::TableAnswerer> local;
   std::unique_ptr<k8s::Watcher> watcher;               // on the first worker's loop
+  std::atomic<uint64_t> invalidations{0};              // Services whose cached answers were erased
   std::unique_ptr<net::ConnectionLimits> connections;  // every worker's client TCP
   std::vector<std::unique_ptr<Thread>> threads;
 
@@ -136,40 +77,29 @@ struct Server::Impl {
   uv_loop_t admin_loop;
   uv_async_t admin_stop;
   std::vector<std::unique_ptr<admin::HttpServer>> admin_servers;
+  std::unique_ptr<config::FileWatch> config_watch;  // on the admin loop too
   std::thread admin_thread;
   bool admin_ran = false;
 
-  explicit Impl(const Options& o) : options(o) {
-    if (o.listen.empty()) throw std::invalid_argument("--listen: no listen address given");
-    std::vector<net::Address> listen;
-    for (const std::string& l : o.listen) listen.push_back(parse_or_throw(l, "--listen", 53));
-    if (o.max_ttl < o.min_ttl) throw std::invalid_argument("--max-ttl: below --min-ttl");
-    if (o.cache_size == 0) throw std::invalid_argument("--cache-size: must be at least 1");
-    if (o.threads == 0 || o.threads > 256) throw std::invalid_argument("--threads: 1 to 256");
-
-    core::WorkerSettings settings = worker_settings(o, servers);
+  explicit Impl(const Options& given) : options(core::checked_options(given, true)) {
+    const Options& o = options;
+    core::WorkerSettings settings = core::worker_settings(o, &servers);
     if (o.query_log && !spdlog::get("query")) {
       spdlog::stderr_logger_mt("query")->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%f%z",%v})");
     }
-    net::TcpSettings tcp{.idle_timeout_ms = o.tcp_idle_timeout_ms,
-                         .max_pipelined = o.tcp_max_pipelined};
-    connections = std::make_unique<net::ConnectionLimits>(o.tcp_max_connections,
-                                                          o.tcp_max_connections_per_client);
+    net::TcpSettings tcp = core::tcp_settings(o);
+    connections = core::connection_limits(o);
     cache = std::make_unique<cache::Cache>(
         cache::Settings{.max_entries = o.cache_size, .stale_max = o.stale_max});
-    k8s::Mode mode = kube_mode(o.kube);
-    if (mode != k8s::Mode::kOff) {
-      uint8_t domain[wire::kMaxNameLength];
-      if (!wire::name_from_text(o.cluster_domain.data(), o.cluster_domain.size(), domain,
-                                sizeof domain)) {
-        throw std::invalid_argument("--cluster-domain: bad domain '" + o.cluster_domain + "'");
-      }
+    if (core::kube_mode(o) != k8s::Mode::kOff) {
       table = std::make_unique<k8s::EndpointTable>(
           k8s::TableSettings{.cluster_domain = o.cluster_domain});
       // A Service whose endpoints changed: no cached answer about it may outlive the change.
-      table->set_on_change(
-          [c = cache.get()](std::span<const uint8_t> name) { c->erase_subtree(name); });
-      local = std::make_unique<TableAnswerer>(*table);
+      table->set_on_change([c = cache.get(), n = &invalidations](std::span<const uint8_t> name) {
+        c->erase_subtree(name);
+        n->fetch_add(1, std::memory_order_relaxed);
+      });
+      local = std::make_unique<core::TableAnswerer>(*table);
     }
 
     for (unsigned i = 0; i < o.threads; ++i) {
@@ -179,18 +109,8 @@ struct Server::Impl {
           &t->loop, net::UvTransportSettings{.tcp_idle_timeout_ms = o.tcp_idle_timeout_ms});
       t->worker = std::make_unique<core::Worker>(&t->loop, settings, *cache, mesh, *t->transport,
                                                  local.get());
-      std::vector<int> udp_fds, tcp_fds;
-      for (const net::Address& a : listen) {
-        for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
-          int fd = net::bind_socket(a, type);
-          if (fd < 0) {
-            throw std::runtime_error("cannot listen on " + a.to_string() +
-                                     (type == SOCK_DGRAM ? "/udp: " : "/tcp: ") + strerror(-fd));
-          }
-          (type == SOCK_DGRAM ? udp_fds : tcp_fds).push_back(fd);
-        }
-      }
-      t->worker->add_listeners(udp_fds, tcp_fds, tcp, *connections);
+      core::ListenSockets sockets = core::bind_listeners(o);
+      t->worker->add_listeners(sockets.udp, sockets.tcp, tcp, *connections);
       uv_async_init(&t->loop, &t->reconfigure_async, [](uv_async_t* a) {
         Thread& th = *static_cast<Thread*>(a->data);
         std::optional<core::WorkerSettings> s;
@@ -221,13 +141,7 @@ struct Server::Impl {
     threads[0]->reload_request = &reload_request;
     if (table) {
       watcher =
-          std::make_unique<k8s::Watcher>(&threads[0]->loop,
-                                         k8s::WatcherSettings{.mode = mode,
-                                                              .api_url = o.kube_api,
-                                                              .token_file = o.kube_token_file,
-                                                              .ca_file = o.kube_ca_file,
-                                                              .namespaces = o.kube_namespaces},
-                                         *table);
+          std::make_unique<k8s::Watcher>(&threads[0]->loop, core::watcher_settings(o), *table);
       threads[0]->watcher = watcher.get();
       if (!watcher->start()) {
         throw std::invalid_argument("--kube=on: no Kubernetes API server found");
@@ -241,6 +155,7 @@ struct Server::Impl {
     uv_async_init(&admin_loop, &admin_stop, [](uv_async_t* a) {
       auto* impl = static_cast<Impl*>(a->data);
       for (auto& s : impl->admin_servers) s->close();
+      if (impl->config_watch) impl->config_watch->close();
       uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
     });
     admin_stop.data = this;
@@ -259,9 +174,12 @@ struct Server::Impl {
         });
       }
       admin_servers.push_back(std::move(server));
-      if (int err = admin_servers.back()->listen(parse_or_throw(address, flag, -1)); err < 0) {
+      // checked_options() vetted the address.
+      if (int err = admin_servers.back()->listen(net::parse_address(address, -1).value());
+          err < 0) {
         stop_admin();
-        throw std::runtime_error("cannot listen on " + address + ": " + uv_strerror(err));
+        throw std::runtime_error(std::string(flag) + ": cannot listen on " + address + ": " +
+                                 uv_strerror(err));
       }
     };
     bool shared = o.health == o.metrics;
@@ -302,13 +220,16 @@ struct Server::Impl {
 
   std::string render_metrics() {
     namespace cd = admin::coredns;
-    uint64_t udp = 0, stream = 0, hits = 0, misses = 0, coalesced = 0, stale = 0;
+    using core::Counters;
+    uint64_t hits = 0, misses = 0, coalesced = 0, stale = 0;
     uint64_t rrl_dropped = 0, rrl_slipped = 0, unknown_id = 0, wrong_source = 0;
     uint64_t rcodes[16] = {};
+    std::array<uint64_t, Counters::kRequestSeries> requests{};
+    std::vector<admin::HistogramSnapshot> durations(Counters::kTypes);
     for (auto& t : threads) {
-      const core::Counters& c = t->worker->counters();
-      udp += c.udp_queries.get();
-      stream += c.stream_queries.get();
+      const Counters& c = t->worker->counters();
+      for (size_t i = 0; i < requests.size(); ++i) requests[i] += c.requests[i].get();
+      for (size_t i = 0; i < Counters::kTypes; ++i) c.request_duration[i].add_to(durations[i]);
       hits += c.cache_hits.get();
       misses += c.cache_misses.get();
       coalesced += c.coalesced.get();
@@ -320,13 +241,30 @@ struct Server::Impl {
       for (int r = 0; r < 16; ++r) rcodes[r] += c.responses_by_rcode[r].get();
     }
     std::string server = cd::server_label(*net::parse_address(options.listen.front(), 53));
+    constexpr std::string_view kView = "";  // CoreDNS's label when no view is configured
     admin::TextWriter w;
+    // Only the series that saw a query, as CoreDNS writes them.
     w.begin(cd::kDnsRequestsTotal);
-    w.sample({server, cd::kZoneRoot, cd::kProtoUdp, "", ""}, udp);
-    w.sample({server, cd::kZoneRoot, cd::kProtoTcp, "", ""}, stream);
+    for (bool stream : {false, true}) {
+      for (bool ipv6 : {false, true}) {
+        for (size_t type = 0; type < Counters::kTypes; ++type) {
+          uint64_t n = requests[Counters::request_index(stream, ipv6, type)];
+          if (!n) continue;
+          w.sample({server, cd::kZoneRoot, kView, stream ? cd::kProtoTcp : cd::kProtoUdp,
+                    ipv6 ? cd::kFamilyIpv6 : cd::kFamilyIpv4, cd::qtype_label_at(type)},
+                   n);
+        }
+      }
+    }
+    w.begin(cd::kDnsRequestDurationSeconds);
+    for (size_t type = 0; type < Counters::kTypes; ++type) {
+      if (durations[type].count()) {
+        w.histogram({server, cd::kZoneRoot, kView, cd::qtype_label_at(type)}, durations[type]);
+      }
+    }
     w.begin(cd::kDnsResponsesTotal);
     for (uint16_t r = 0; r < 16; ++r) {
-      if (rcodes[r]) w.sample({server, cd::kZoneRoot, cd::rcode_label(r), ""}, rcodes[r]);
+      if (rcodes[r]) w.sample({server, cd::kZoneRoot, kView, cd::rcode_label(r), ""}, rcodes[r]);
     }
     w.begin(cd::kCacheEntries);
     w.sample({server, cd::kCacheSuccess}, cache->size());
@@ -336,11 +274,17 @@ struct Server::Impl {
     w.sample({server}, misses);
     w.begin(cd::kCacheEvictionsTotal);
     w.sample({server, cd::kCacheSuccess}, cache->evictions());
-    auto upstreams = servers.all();
-    w.begin(cd::kForwardRequestsTotal);
-    for (auto* s : upstreams) w.sample({s->address.to_string()}, s->queries.load());
-    w.begin(cd::kForwardHealthcheckFailuresTotal);
-    for (auto* s : upstreams) w.sample({s->address.to_string()}, s->probe_failures.load());
+    render_forward_metrics(w);
+    if (table) {
+      w.begin(cd::kEndpointsReady);
+      w.sample(table->ready_endpoints());
+      w.begin(cd::kWatchEventsTotal);
+      for (size_t type = 0; type < std::size(k8s::kEventTypeNames); ++type) {
+        w.sample({k8s::kEventTypeNames[type]}, watcher->events(k8s::EventType(type)));
+      }
+      w.begin(cd::kInvalidationsTotal);
+      w.sample(invalidations.load(std::memory_order_relaxed));
+    }
     w.begin(cd::kCoalescedTotal);
     w.sample(coalesced);
     w.begin(cd::kStaleAnswersTotal);
@@ -357,6 +301,51 @@ struct Server::Impl {
     w.sample({"drop"}, rrl_dropped);
     w.sample({"slip"}, rrl_slipped);
     return w.take();
+  }
+
+  // The forward plugin's families, and current CoreDNS's proxy_* names for the same data.
+  void render_forward_metrics(admin::TextWriter& w) {
+    namespace cd = admin::coredns;
+    struct Upstream {
+      std::string to;
+      const upstream::ServerState* state;
+      std::vector<admin::HistogramSnapshot> replies;  // by RCODE
+    };
+    std::vector<Upstream> upstreams;
+    for (const upstream::ServerState* s : servers.all()) {
+      Upstream& u = upstreams.emplace_back(Upstream{s->address.to_string(), s, {}});
+      for (const admin::Histogram& h : s->reply_durations) u.replies.push_back(h.snapshot());
+    }
+    w.begin(cd::kForwardRequestsTotal);
+    for (const Upstream& u : upstreams) w.sample({u.to}, u.state->queries.load());
+    w.begin(cd::kForwardResponsesTotal);
+    for (const Upstream& u : upstreams) {
+      for (uint16_t r = 0; r < u.replies.size(); ++r) {
+        if (uint64_t n = u.replies[r].count()) w.sample({u.to, cd::rcode_label(r)}, n);
+      }
+    }
+    for (const admin::MetricSpec* spec :
+         {&cd::kForwardRequestDurationSeconds, &cd::kProxyRequestDurationSeconds}) {
+      w.begin(*spec);
+      bool proxy = spec == &cd::kProxyRequestDurationSeconds;
+      for (const Upstream& u : upstreams) {
+        for (uint16_t r = 0; r < u.replies.size(); ++r) {
+          if (!u.replies[r].count()) continue;
+          std::string rcode = cd::rcode_label(r);
+          if (proxy) {
+            w.histogram({cd::kProxyNameForward, u.to, rcode}, u.replies[r]);
+          } else {
+            w.histogram({u.to, rcode}, u.replies[r]);
+          }
+        }
+      }
+    }
+    w.begin(cd::kForwardHealthcheckFailuresTotal);
+    for (const Upstream& u : upstreams) w.sample({u.to}, u.state->probe_failures.load());
+    w.begin(cd::kProxyHealthcheckFailuresTotal);
+    for (const Upstream& u : upstreams) {
+      w.sample({cd::kProxyNameForward, u.to}, u.state->probe_failures.load());
+    }
   }
 
   ~Impl() {
@@ -425,16 +414,17 @@ void Server::run() {
   impl_->admin_thread.join();
 }
 
-void Server::reload(const Options& options) {
+void Server::reload(const Options& given) {
+  const Options options = core::checked_options(given, true);  // throws: the old ones stay
   const Options& old = impl_->options;
-  core::WorkerSettings settings =
-      worker_settings(options, impl_->servers);  // throws: the old ones stay
+  core::WorkerSettings settings = core::worker_settings(options, &impl_->servers);
   auto ignored = [](const char* what) {
     spdlog::warn("reload: {} changes need a restart; keeping the running value", what);
   };
   if (options.listen != old.listen) ignored("listen");
   if (options.threads != old.threads) ignored("threads");
   if (options.cache_size != old.cache_size || options.stale_max != old.stale_max) ignored("cache");
+  if (options.watch_config != old.watch_config) ignored("watch_config");
   if (options.tcp_idle_timeout_ms != old.tcp_idle_timeout_ms ||
       options.tcp_max_connections != old.tcp_max_connections ||
       options.tcp_max_connections_per_client != old.tcp_max_connections_per_client ||
@@ -461,7 +451,15 @@ void Server::on_reload_request(std::function<void()> handler) {
 }
 
 void Server::request_reload() {
-  uv_async_send(&impl_->reload_request);
+  // Once stopping, the first loop may have closed the handle.
+  if (!impl_->stopping.load()) uv_async_send(&impl_->reload_request);
+}
+
+void Server::reload_on_change(const std::string& path) {
+  if (impl_->admin_ran) throw std::logic_error("reload_on_change() after run()");
+  impl_->config_watch =
+      std::make_unique<config::FileWatch>(&impl_->admin_loop, path, [this] { request_reload(); });
+  impl_->config_watch->start();
 }
 
 void Server::stop() {

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <bit>
 #include <cstring>
 
 namespace readyns::core {
@@ -16,8 +17,10 @@ struct Worker::Waiter {
   sockaddr_storage peer{};
   net::AnswerSink* sink = nullptr;  // holds a reference until answered
   uint64_t stale_after_ms = 0;      // non-zero: a stale answer may go out from then on
+  uint64_t asked_ns = 0;            // when the query was read
 
-  Waiter(const wire::Query& q, const net::ReplyTo& to) : query(q), udp(to.udp), sink(to.sink) {
+  Waiter(const wire::Query& q, const net::ReplyTo& to, uint64_t asked)
+      : query(q), udp(to.udp), sink(to.sink), asked_ns(asked) {
     std::memcpy(name, q.question.name, q.question.name_len);
     query.question.name = name;
     if (to.peer) {
@@ -27,7 +30,12 @@ struct Worker::Waiter {
     if (sink) sink->ref();
   }
   Waiter(Waiter&& o) noexcept
-      : query(o.query), udp(o.udp), peer(o.peer), sink(o.sink), stale_after_ms(o.stale_after_ms) {
+      : query(o.query),
+        udp(o.udp),
+        peer(o.peer),
+        sink(o.sink),
+        stale_after_ms(o.stale_after_ms),
+        asked_ns(o.asked_ns) {
     std::memcpy(name, o.name, sizeof name);
     query.question.name = name;
     o.sink = nullptr;
@@ -42,6 +50,7 @@ struct Worker::Waiter {
     std::swap(peer, o.peer);
     std::swap(sink, o.sink);
     std::swap(stale_after_ms, o.stale_after_ms);
+    std::swap(asked_ns, o.asked_ns);
     return *this;
   }
   ~Waiter() {
@@ -130,10 +139,10 @@ void Worker::close_listeners() {
   for (auto& l : tcp_) l->close();
 }
 
-void Worker::respond(const wire::Query& q, const net::ReplyTo& to,
-                     std::span<const uint8_t> answer) {
+void Worker::respond(const wire::Query& q, const net::ReplyTo& to, std::span<const uint8_t> answer,
+                     size_t type, uint64_t asked_ns) {
   uint8_t slip[wire::kHeaderSize + wire::kMaxNameLength + 4 + wire::kOptRecordSize];
-  if (!to.sink) {
+  if (to.udp) {
     switch (rrl_.check(to.peer, transport_.now_ms())) {
       case RateLimiter::Verdict::kSend:
         break;
@@ -147,7 +156,15 @@ void Worker::respond(const wire::Query& q, const net::ReplyTo& to,
         break;
     }
   }
+  // Counted and timed before the answer leaves, so a client that has it sees it in /metrics.
   counters_.responses_by_rcode[wire::rcode_of(answer.data())].add();
+  if (to.udp && in_batch_ && asked_ns == batch_started_ns_ && to.udp->holds(answer.size())) {
+    // Goes out with the rest of the batch it was read in: timed with them at its end.
+    ++batch_answers_[type];
+    batch_types_ |= uint32_t(1) << type;
+  } else {
+    counters_.request_duration[type].observe_ns(admin::monotonic_ns() - asked_ns);
+  }
   if (to.sink) {
     to.sink->send(answer);
   } else {
@@ -155,15 +172,47 @@ void Worker::respond(const wire::Query& q, const net::ReplyTo& to,
   }
 }
 
-void Worker::respond_empty(const wire::Query& q, const net::ReplyTo& to, uint16_t rcode) {
+void Worker::respond_empty(const wire::Query& q, uint64_t asked_ns, const net::ReplyTo& to,
+                           uint16_t rcode) {
   size_t len = wire::build_empty_answer(q, rcode, out_);
-  respond(q, to, {out_.data(), len});
+  respond(q, to, {out_.data(), len}, admin::coredns::qtype_index(q.question.qtype), asked_ns);
+}
+
+void Worker::begin_batch() {
+  in_batch_ = true;
+  batch_started_ns_ = admin::monotonic_ns();
+}
+
+void Worker::end_batch() {
+  in_batch_ = false;
+  if (!batch_types_) return;
+  uint64_t took_ns = admin::monotonic_ns() - batch_started_ns_;
+  for (uint32_t types = batch_types_; types; types &= types - 1) {
+    int type = std::countr_zero(types);
+    counters_.request_duration[type].observe_ns(took_ns, batch_answers_[type]);
+    batch_answers_[type] = 0;
+  }
+  batch_types_ = 0;
 }
 
 void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
-  (to.sink ? counters_.stream_queries : counters_.udp_queries).add();
+  bool own_batch = !in_batch_;
+  if (own_batch) begin_batch();
+  handle_query(msg, to);
+  if (own_batch) end_batch();
+}
+
+void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
   wire::Query q;
-  switch (wire::parse_query(msg, q)) {
+  wire::QueryCheck check = wire::parse_query(msg, q);
+  // Unparsed queries have type 0: "other", as CoreDNS counts them.
+  const size_t type = admin::coredns::qtype_index(q.question.qtype);
+  counters_
+      .requests[Counters::request_index(to.sink != nullptr,
+                                        to.peer && to.peer->sa_family == AF_INET6, type)]
+      .add();
+  const uint64_t asked_ns = batch_started_ns_;
+  switch (check) {
     case wire::QueryCheck::kOk:
       break;
     case wire::QueryCheck::kDrop:
@@ -171,20 +220,20 @@ void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
       if (to.sink) to.sink->abandon();
       return;
     case wire::QueryCheck::kFormErr:
-      return respond_empty(q, to, wire::kFormErr);
+      return respond_empty(q, asked_ns, to, wire::kFormErr);
     case wire::QueryCheck::kNotImp:
-      return respond_empty(q, to, wire::kNotImp);
+      return respond_empty(q, asked_ns, to, wire::kNotImp);
     case wire::QueryCheck::kBadVers:
-      return respond_empty(q, to, wire::kExtRcodeBadVers);
+      return respond_empty(q, asked_ns, to, wire::kExtRcodeBadVers);
     case wire::QueryCheck::kRefused:
-      return respond_empty(q, to, wire::kRefused);
+      return respond_empty(q, asked_ns, to, wire::kRefused);
   }
   size_t limit = to.sink ? wire::kMaxMessageSize : q.udp_limit();
 
   if (local_) {
     if (size_t len = local_->answer(q, out_, limit)) {
       if (settings_.query_log) log_query(q, to, "endpoints");
-      return respond(q, to, {out_.data(), len});
+      return respond(q, to, {out_.data(), len}, type, asked_ns);
     }
   }
 
@@ -199,7 +248,7 @@ void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
   if (found == cache::Found::kFresh && len) {
     counters_.cache_hits.add();
     if (settings_.query_log) log_query(q, to, "cache");
-    respond(q, to, {out_.data(), len});
+    respond(q, to, {out_.data(), len}, type, asked_ns);
     if (refresh && prefetches_ < settings_.max_prefetches) {
       std::string mesh_key(reinterpret_cast<const char*>(key.question), key.len);
       mesh_key.push_back(key.do_bit ? '1' : '0');
@@ -223,15 +272,15 @@ void Worker::on_query(std::span<const uint8_t> msg, const net::ReplyTo& to) {
   if (auto it = in_flight_.find(mesh_key); it != in_flight_.end()) {
     miss = it->second;
     if (miss->waiters.size() >= settings_.max_waiters_per_miss) {
-      return respond_empty(q, to, wire::kServFail);
+      return respond_empty(q, asked_ns, to, wire::kServFail);
     }
     counters_.coalesced.add();
   } else if (in_flight_.size() >= settings_.max_in_flight) {
-    return respond_empty(q, to, wire::kServFail);
+    return respond_empty(q, asked_ns, to, wire::kServFail);
   } else {
     miss = start_miss(key, std::move(mesh_key));
   }
-  Waiter& w = miss->waiters.emplace_back(q, to);
+  Waiter& w = miss->waiters.emplace_back(q, to, asked_ns);
   if (found == cache::Found::kStale && settings_.stale_answer_timeout_ms > 0) {
     w.stale_after_ms = transport_.now_ms() + settings_.stale_answer_timeout_ms;
     if (stale_waiters_++ == 0) {
@@ -281,13 +330,16 @@ void Worker::answer_waiters(Miss& miss, const Outcome& outcome) {
     if (to.sink && !to.sink->open()) continue;
     if (!outcome) {
       // RFC 8767: when upstream fails, an expired answer beats SERVFAIL.
-      if (!(w.stale_after_ms && answer_stale(miss, w))) respond_empty(w.query, to, wire::kServFail);
+      if (!(w.stale_after_ms && answer_stale(miss, w))) {
+        respond_empty(w.query, w.asked_ns, to, wire::kServFail);
+      }
       continue;
     }
     size_t limit = to.sink ? wire::kMaxMessageSize : w.query.udp_limit();
     size_t len =
         wire::render_answer(outcome->wire, outcome->ttl_offsets, 0, 0, w.query, limit, out_);
-    respond(w.query, to, {out_.data(), len});
+    respond(w.query, to, {out_.data(), len}, admin::coredns::qtype_index(w.query.question.qtype),
+            w.asked_ns);
   }
   if (stale_waiters_ == 0 && !closed_) uv_timer_stop(stale_timer_);
 }
@@ -302,7 +354,8 @@ bool Worker::answer_stale(const Miss& miss, const Waiter& w) {
   });
   if (len == 0) return false;
   counters_.stale_answers.add();
-  respond(w.query, to, {out_.data(), len});
+  respond(w.query, to, {out_.data(), len}, admin::coredns::qtype_index(w.query.question.qtype),
+          w.asked_ns);
   return true;
 }
 

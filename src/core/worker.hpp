@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -71,14 +72,21 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   // New upstreams, clamps and limits from a reload; misses in flight finish with the old ones.
   void reconfigure(WorkerSettings settings);
 
+  void begin_batch() override;
+  void end_batch() override;
+  // Outside a batch (a caller in the process) a query is a batch of its own.
   void on_query(std::span<const uint8_t> msg, const net::ReplyTo& reply_to) override;
 
  private:
   struct Waiter;
   struct Miss;
-  // Sends `answer` to the client that asked `q`, unless over UDP its rate limit says otherwise.
-  void respond(const wire::Query& q, const net::ReplyTo& to, std::span<const uint8_t> answer);
-  void respond_empty(const wire::Query& q, const net::ReplyTo& to, uint16_t rcode);
+  void handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to);
+  // Sends the answer to `q`, of `type` (admin::coredns::qtype_index) and read at `asked_ns`, and
+  // counts and times it; over UDP, unless the client's rate limit drops it or slips it (TC=1).
+  void respond(const wire::Query& q, const net::ReplyTo& to, std::span<const uint8_t> answer,
+               size_t type, uint64_t asked_ns);
+  void respond_empty(const wire::Query& q, uint64_t asked_ns, const net::ReplyTo& to,
+                     uint16_t rcode);
   // Starts a miss for `key` (leading it or following another worker's flight).
   Miss* start_miss(const cache::Key& key, std::string mesh_key);
   void complete(Miss& miss, upstream::Resolution::Result result);
@@ -113,6 +121,14 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   uv_async_t* mailbox_async_;
   bool closed_ = false;
   Counters counters_;
+  // The batch being handled: when it was read, and how many of its queries of each type were
+  // answered within it and are held for its sendmmsg (a bit per type in batch_types_). They are
+  // timed when it ends, with one clock reading for all of them.
+  bool in_batch_ = false;
+  uint64_t batch_started_ns_ = 0;
+  uint32_t batch_types_ = 0;
+  std::array<uint32_t, Counters::kTypes> batch_answers_{};
+  static_assert(Counters::kTypes <= 32);
 };
 
 }  // namespace readyns::core

@@ -100,6 +100,23 @@ int check_endpoint_args(const readyns_resolver* resolver, const char* service,
   return READYNS_OK;
 }
 
+// Starts a query for a C caller, who may keep it (to cancel it) or want only its callback; no
+// exception may cross the C ABI, so one (out of memory, say) becomes READYNS_ESYSTEM.
+template <class Start>
+int start_query(readyns_query** out, Start start) {
+  try {
+    readyns::Query query = start();
+    if (out) {
+      *out = new readyns_query{std::move(query)};
+    } else {
+      query.detach();
+    }
+  } catch (const std::exception& e) {
+    return fail(READYNS_ESYSTEM, e.what());
+  }
+  return succeed();
+}
+
 }  // namespace
 
 extern "C" {
@@ -186,8 +203,8 @@ int readyns_resolve(readyns_resolver* resolver, const char* name, uint16_t type,
   if (!name || readyns::embed::build_query(name, type).empty()) {
     return fail(READYNS_EINVAL, "bad domain name '" + text_or_empty(name) + "'");
   }
-  try {
-    readyns::Query query = resolver->resolver->resolve(
+  return start_query(out, [&] {
+    return resolver->resolver->resolve(
         name, type, [callback, user](readyns::Result<readyns::Answer> result) {
           if (!result) {
             callback(user, int(result.error().code), result.error().message.c_str(), nullptr);
@@ -202,15 +219,7 @@ int readyns_resolve(readyns_resolver* resolver, const char* name, uint16_t type,
                                 .additional = additional.data()};
           callback(user, READYNS_OK, "", &answer);
         });
-    if (out) {
-      *out = new readyns_query{std::move(query)};
-    } else {
-      query.detach();
-    }
-  } catch (const std::exception& e) {
-    return fail(READYNS_ESYSTEM, e.what());
-  }
-  return succeed();
+  });
 }
 
 int readyns_endpoints(readyns_resolver* resolver, const char* service, const char* namespace_name,
@@ -219,18 +228,10 @@ int readyns_endpoints(readyns_resolver* resolver, const char* service, const cha
   if (out) *out = nullptr;
   if (int status = check_endpoint_args(resolver, service, namespace_name)) return status;
   if (!callback) return fail(READYNS_EINVAL, "no callback given");
-  try {
-    readyns::Query query = resolver->resolver->endpoints(
-        service, namespace_name, text_or_empty(port_name), endpoints_callback(callback, user));
-    if (out) {
-      *out = new readyns_query{std::move(query)};
-    } else {
-      query.detach();
-    }
-  } catch (const std::exception& e) {
-    return fail(READYNS_ESYSTEM, e.what());
-  }
-  return succeed();
+  return start_query(out, [&] {
+    return resolver->resolver->endpoints(service, namespace_name, text_or_empty(port_name),
+                                         endpoints_callback(callback, user));
+  });
 }
 
 int readyns_endpoints_now(readyns_resolver* resolver, const char* service,

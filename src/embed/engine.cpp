@@ -14,6 +14,7 @@
 
 #include "config/resolv_conf.hpp"
 #include "config/settings.hpp"
+#include "core/parts.hpp"
 #include "embed/dns.hpp"
 #include "k8s/api_access.hpp"
 #include "net/address.hpp"
@@ -27,20 +28,8 @@ struct Prepared {
   Options options;
   core::WorkerSettings worker;
   net::TcpSettings tcp;
-  std::vector<int> udp_fds, tcp_fds;
+  core::ListenSockets sockets;
   std::optional<k8s::WatcherSettings> watcher;  // set when an API server is there to watch
-};
-
-// Lets the worker ask the endpoint table first, as the daemon's workers do.
-class TableAnswerer final : public core::LocalAnswerer {
- public:
-  explicit TableAnswerer(const k8s::EndpointTable& table) : table_(table) {}
-  size_t answer(const wire::Query& q, std::span<uint8_t> out, size_t limit) const override {
-    return table_.answer(q, out, limit);
-  }
-
- private:
-  const k8s::EndpointTable& table_;
 };
 
 namespace {
@@ -52,82 +41,27 @@ constexpr uint32_t kErrorRetryS = 2;       // and this soon again after a failur
 constexpr uint32_t kNegativeRefreshS = 5;  // nothing found: as a negative answer's TTL would
 constexpr int kRcodeServFail = 2, kRcodeNxDomain = 3;
 
-net::Address address_or_throw(const std::string& text, int default_port) {
-  auto address = net::parse_address(text, default_port);
-  if (!address) throw std::invalid_argument("bad address '" + text + "'");
-  return *address;
-}
-
-void close_all(std::vector<int>& fds) {
-  for (int fd : fds) ::close(fd);
-  fds.clear();
-}
-
 Prepared prepare(const Options& given) {
-  Prepared p{.options = given,
+  Prepared p{.options = core::checked_options(given, false),
              .worker = {},
              .tcp = {},
-             .udp_fds = {},
-             .tcp_fds = {},
+             .sockets = {},
              .watcher = std::nullopt};
-  Options& o = p.options;
-  config::expand_resolv_conf(o);  // "resolv.conf" upstreams; throws InvalidSetting
-  // validate() is the daemon's, which requires a listen address; an embedder may have none.
-  Options checked = o;
-  if (checked.listen.empty()) checked.listen = {"127.0.0.1:53"};
-  config::validate(checked);
-
-  std::vector<upstream::ZoneServers> zones;
-  auto add_zone = [&](const std::string& zone, const std::vector<std::string>& servers) {
-    upstream::ZoneServers z{.zone = zone.empty() ? "." : zone, .servers = {}};
-    for (const std::string& s : servers) z.servers.push_back(address_or_throw(s, 53));
-    zones.push_back(std::move(z));
-  };
-  if (!o.upstreams.empty()) add_zone(".", o.upstreams);
-  for (const ForwardZone& f : o.forward) add_zone(f.zone, f.upstreams);
-  p.worker = core::WorkerSettings{
-      .ttl = {.min_ttl = o.min_ttl, .max_ttl = o.max_ttl, .neg_ttl = o.neg_ttl},
-      .forwarder = {.attempt_timeout_ms = o.upstream_timeout_ms,
-                    .resolve_timeout_ms = o.resolve_timeout_ms,
-                    .randomize_case = o.randomize_case},
-      .zones = std::move(zones),
-      .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
-      .rrl_rate = o.rrl_rate,
-      .rrl_slip = o.rrl_slip,
-  };
-  p.tcp = {.idle_timeout_ms = o.tcp_idle_timeout_ms, .max_pipelined = o.tcp_max_pipelined};
-
-  k8s::Mode mode = o.kube == "off"  ? k8s::Mode::kOff
-                   : o.kube == "on" ? k8s::Mode::kOn
-                                    : k8s::Mode::kAuto;
-  if (mode != k8s::Mode::kOff) {
-    k8s::WatcherSettings settings{.mode = mode,
-                                  .api_url = o.kube_api,
-                                  .token_file = o.kube_token_file,
-                                  .ca_file = o.kube_ca_file,
-                                  .namespaces = o.kube_namespaces};
+  const Options& o = p.options;
+  p.worker = core::worker_settings(o, nullptr);
+  p.tcp = core::tcp_settings(o);
+  if (core::kube_mode(o) != k8s::Mode::kOff) {
+    k8s::WatcherSettings settings = core::watcher_settings(o);
     std::string error;
     if (k8s::locate_api(settings, error)) {
       p.watcher = std::move(settings);
-    } else if (mode == k8s::Mode::kOn) {
+    } else if (settings.mode == k8s::Mode::kOn) {
       throw std::runtime_error("--kube=on: no Kubernetes API server found: " + error);
     }
   }
 
   // Last, so that nothing above can throw with sockets open.
-  for (const std::string& text : o.listen) {
-    net::Address address = address_or_throw(text, 53);
-    for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
-      int fd = net::bind_socket(address, type);
-      if (fd < 0) {
-        close_all(p.udp_fds);
-        close_all(p.tcp_fds);
-        throw std::runtime_error("cannot listen on " + address.to_string() +
-                                 (type == SOCK_DGRAM ? "/udp: " : "/tcp: ") + strerror(-fd));
-      }
-      (type == SOCK_DGRAM ? p.udp_fds : p.tcp_fds).push_back(fd);
-    }
-  }
+  p.sockets = core::bind_listeners(o);
   return p;
 }
 
@@ -346,16 +280,17 @@ Engine::Engine(uv_loop_t* loop, const Options& options, ClosedFlag closed)
         on_service_changed(ns, service);
       });
     });
-    local_ = std::make_unique<TableAnswerer>(*table_);
+    local_ = std::make_unique<core::TableAnswerer>(*table_);
   }
   p.worker.servers = &servers_;
   transport_ = std::make_unique<net::UvTransport>(
       loop_, net::UvTransportSettings{.tcp_idle_timeout_ms = o.tcp_idle_timeout_ms});
   worker_ = std::make_unique<core::Worker>(loop_, std::move(p.worker), *cache_, mesh_, *transport_,
                                            local_.get());
-  connections_ = std::make_unique<net::ConnectionLimits>(o.tcp_max_connections,
-                                                         o.tcp_max_connections_per_client);
-  if (!p.udp_fds.empty()) worker_->add_listeners(p.udp_fds, p.tcp_fds, p.tcp, *connections_);
+  connections_ = core::connection_limits(o);
+  if (!p.sockets.udp.empty()) {
+    worker_->add_listeners(p.sockets.udp, p.sockets.tcp, p.tcp, *connections_);
+  }
 
   tasks_async_ = new uv_async_t;
   uv_async_init(loop_, tasks_async_, [](uv_async_t* a) { static_cast<Engine*>(a->data)->drain(); });

@@ -17,6 +17,7 @@
 
 #include "cache/cache.hpp"
 #include "core/mesh.hpp"
+#include "core/parts.hpp"
 #include "core/worker.hpp"
 #include "embed/calls.hpp"
 #include "k8s/endpoint_table.hpp"
@@ -29,7 +30,6 @@
 namespace readyns::embed {
 
 struct Prepared;
-class TableAnswerer;
 
 class Engine {
  public:
@@ -85,7 +85,7 @@ class Engine {
   core::Mesh mesh_;
   upstream::ServerPool servers_;
   std::unique_ptr<k8s::EndpointTable> table_;
-  std::unique_ptr<TableAnswerer> local_;
+  std::unique_ptr<core::TableAnswerer> local_;
   std::unique_ptr<net::ConnectionLimits> connections_;  // outlives the worker's listeners
   std::unique_ptr<net::UvTransport> transport_;
   std::unique_ptr<core::Worker> worker_;

@@ -39,6 +39,11 @@ uint32_t unix_now() {
   return uint32_t(std::time(nullptr));
 }
 
+uint64_t ready_in(const Slice& slice) {
+  return uint64_t(std::count_if(slice.endpoints.begin(), slice.endpoints.end(),
+                                [](const Endpoint& e) { return e.ready && !e.addresses.empty(); }));
+}
+
 }  // namespace
 
 EndpointTable::EndpointTable(TableSettings settings)
@@ -168,6 +173,7 @@ void EndpointTable::put(const SliceKey& key, Slice* slice, std::vector<ServiceKe
     names.erase(std::find(names.begin(), names.end(), key.second));
     if (names.empty()) slice_names_.erase(before);
     touched.push_back(std::move(before));
+    ready_endpoints_.fetch_sub(ready_in(stored->second), std::memory_order_relaxed);
     slices_.erase(stored);
   }
   if (keep) {
@@ -175,6 +181,7 @@ void EndpointTable::put(const SliceKey& key, Slice* slice, std::vector<ServiceKe
     std::vector<std::string>& names = slice_names_[after];
     names.insert(std::lower_bound(names.begin(), names.end(), key.second), key.second);
     touched.push_back(std::move(after));
+    ready_endpoints_.fetch_add(ready_in(*slice), std::memory_order_relaxed);
     slices_.emplace(key, std::move(*slice));
   }
 }

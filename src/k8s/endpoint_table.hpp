@@ -39,6 +39,8 @@ class EndpointTable {
   // wire::render_answer does) and returns its length; 0 means "not mine, forward it".
   size_t answer(const wire::Query& q, std::span<uint8_t> out, size_t limit) const;
   bool synced() const { return synced_.load(std::memory_order_acquire); }
+  // Endpoints marked ready in the slices this table answers from; safe from any thread.
+  uint64_t ready_endpoints() const { return ready_endpoints_.load(std::memory_order_relaxed); }
 
   // Called on the writer's thread, right after a Service's answers changed, with the Service's
   // lower-cased wire name, so cached answers at and beneath it can be dropped. Set it before the
@@ -109,6 +111,7 @@ class EndpointTable {
   size_t soa_serial_offset_ = 0;
   std::atomic<uint32_t> serial_;  // CoreDNS's: the Unix time of the last change
   std::atomic<bool> synced_{false};
+  std::atomic<uint64_t> ready_endpoints_{0};  // in slices_
 
   // Writer side, serialised by write_mutex_.
   std::mutex write_mutex_;

@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 namespace readyns::k8s {
@@ -245,20 +247,12 @@ std::optional<WatchEvent> parse_watch_event(std::string_view line) {
   const json* object = event.is_object() ? member(event, "object") : nullptr;
   if (object && object->is_object()) read_string(event, "type", type, why);
   WatchEvent out;
-  if (type == "ADDED") {
-    out.type = EventType::kAdded;
-  } else if (type == "MODIFIED") {
-    out.type = EventType::kModified;
-  } else if (type == "DELETED") {
-    out.type = EventType::kDeleted;
-  } else if (type == "BOOKMARK") {
-    out.type = EventType::kBookmark;
-  } else if (type == "ERROR") {
-    out.type = EventType::kError;
-  } else {
+  auto known = std::find(std::begin(kEventTypeNames), std::end(kEventTypeNames), type);
+  if (known == std::end(kEventTypeNames)) {
     spdlog::warn("k8s: skipping a watch line that is not an event: {:.200}", line);
     return std::nullopt;
   }
+  out.type = EventType(known - std::begin(kEventTypeNames));
   out.resource_version = resource_version_of(*object);
   switch (out.type) {
     case EventType::kAdded:

@@ -62,6 +62,9 @@ bool is_dns_label(std::string_view text);
 std::optional<SliceList> parse_slice_list(std::string_view body);
 
 enum class EventType : uint8_t { kAdded, kModified, kDeleted, kBookmark, kError };
+// The API's names of the event types, by EventType.
+inline constexpr std::string_view kEventTypeNames[] = {"ADDED", "MODIFIED", "DELETED", "BOOKMARK",
+                                                       "ERROR"};
 
 struct WatchEvent {
   EventType type = EventType::kBookmark;

@@ -261,6 +261,7 @@ bool Watcher::on_watch_bytes(Stream& s, std::string_view bytes) {
 bool Watcher::apply_event(Stream& s, std::string_view line) {
   std::optional<WatchEvent> event = parse_watch_event(line);
   if (!event) return true;  // logged; the stream goes on
+  events_[size_t(event->type)].fetch_add(1, std::memory_order_relaxed);
   s.watch_had_lines = true;
   if (event->type == EventType::kError) {
     if (event->status_code == 410) {

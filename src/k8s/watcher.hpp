@@ -10,7 +10,10 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include <array>
+#include <atomic>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <random>
@@ -41,6 +44,10 @@ class Watcher {
   void stop(std::function<void()> on_closed);
   // Every namespace stream has completed its first list.
   bool synced() const;
+  // Watch events received, of one type; safe from any thread.
+  uint64_t events(EventType type) const {
+    return events_[size_t(type)].load(std::memory_order_relaxed);
+  }
 
  private:
   struct Stream;
@@ -66,6 +73,7 @@ class Watcher {
   std::mt19937 random_;
   size_t open_handles_ = 0;
   std::function<void()> on_closed_;
+  std::array<std::atomic<uint64_t>, std::size(kEventTypeNames)> events_{};
 };
 
 }  // namespace readyns::k8s

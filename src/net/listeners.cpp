@@ -14,7 +14,6 @@ namespace readyns::net {
 namespace {
 
 constexpr size_t kUdpBatch = 32;                  // datagrams per recvmmsg and sendmmsg
-constexpr size_t kBatchedAnswerMax = 4096;        // larger answers go out on their own
 constexpr size_t kMaxUdpQuery = 4096;             // larger datagrams are not queries: dropped
 constexpr size_t kMaxQueuedWriteBytes = 1 << 20;  // a client that stops reading is cut off
 
@@ -57,7 +56,7 @@ struct UdpListener::Batch {
   mmsghdr out[kUdpBatch];
   iovec out_vectors[kUdpBatch];
   sockaddr_storage out_peers[kUdpBatch];
-  uint8_t bytes[kUdpBatch][kBatchedAnswerMax];
+  uint8_t bytes[kUdpBatch][UdpListener::kBatchedAnswerMax];
 };
 
 UdpListener::UdpListener(uv_loop_t* loop, int fd, QueryHandler& handler)
@@ -86,6 +85,7 @@ void UdpListener::on_readable() {
   for (int round = 0; round < 4 && !closed_; ++round) {
     int n = ::recvmmsg(fd_, b.in, kUdpBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) return;
+    handler_.begin_batch();
     batching_ = true;
     for (int i = 0; i < n && !closed_; ++i) {
       if (b.in[i].msg_hdr.msg_flags & MSG_TRUNC) continue;  // no query is this big: drop it
@@ -94,6 +94,7 @@ void UdpListener::on_readable() {
     }
     for (int i = 0; i < n; ++i) b.in[i].msg_hdr.msg_namelen = sizeof b.in_peers[i];  // reused
     batching_ = false;
+    handler_.end_batch();
     flush();
     if (size_t(n) < kUdpBatch) return;
   }
@@ -150,13 +151,13 @@ void TcpListener::on_connection(uv_stream_t* server, int status) {
   auto* self = static_cast<TcpListener*>(server->data);
   if (status < 0 || !self) return;
   auto* session = new TcpSession(*self, self->loop_);
-  sockaddr_storage peer{};
-  int peer_len = sizeof peer;
+  int peer_len = sizeof session->peer_;
   if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&session->stream_)) != 0 ||
-      uv_tcp_getpeername(&session->stream_, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
+      uv_tcp_getpeername(&session->stream_, reinterpret_cast<sockaddr*>(&session->peer_),
+                         &peer_len) != 0) {
     return session->close();
   }
-  session->client_ = ClientAddress::of(reinterpret_cast<const sockaddr*>(&peer));
+  session->client_ = ClientAddress::of(reinterpret_cast<const sockaddr*>(&session->peer_));
   if (self->limits_.admit(session->client_) != ConnectionLimits::Admit::kOk) {
     return session->close();  // over a limit: new connections are refused, existing ones served
   }
@@ -178,7 +179,7 @@ TcpSession::TcpSession(TcpListener& listener, uv_loop_t* loop) : listener_(&list
   stream_.data = idle_.data = this;
 }
 
-void TcpSession::start() {
+void TcpSession::start() {  // peer_ is set: the listener asked for it to count the client
   uv_tcp_nodelay(&stream_, 1);
   reading_ = true;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&stream_), alloc_read_buffer, on_read);
@@ -203,20 +204,25 @@ void TcpSession::on_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf) {
   self->inbox_.insert(self->inbox_.end(), buf->base, buf->base + n);
   size_t used = 0;
   self->ref();  // a handler may answer at once, and an answer may close us: stay alive
+  QueryHandler& handler = self->listener_->handler_;
+  handler.begin_batch();
   while (self->inbox_.size() - used >= 2 && !self->closing_) {
     size_t len = wire::get16(&self->inbox_[used]);
     if (self->inbox_.size() - used - 2 < len) break;
     ++self->outstanding_;
     // Only a complete query resets the idle timer: trickling bytes (slowloris) does not.
     self->restart_idle_timer();
-    ReplyTo reply_to{.sink = self};
-    self->listener_->handler_.on_query({&self->inbox_[used + 2], len}, reply_to);
+    ReplyTo reply_to{
+        .peer = self->peer_.ss_family ? reinterpret_cast<const sockaddr*>(&self->peer_) : nullptr,
+        .sink = self};
+    handler.on_query({&self->inbox_[used + 2], len}, reply_to);
     used += 2 + len;
     if (self->outstanding_ >= self->listener_->settings_.max_pipelined && self->reading_) {
       uv_read_stop(h);  // backpressure: resume when answers go out
       self->reading_ = false;
     }
   }
+  handler.end_batch();
   self->inbox_.erase(self->inbox_.begin(), self->inbox_.begin() + used);
   self->unref();
 }

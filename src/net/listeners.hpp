@@ -37,12 +37,19 @@ class AnswerSink {
 // Where an answer goes: a UDP peer through a listener, or a sink.
 struct ReplyTo {
   UdpListener* udp = nullptr;
-  const sockaddr* peer = nullptr;  // valid only during on_query; copy it to keep it
+  // The client (a TCP session's too; none for a caller in the process). Valid only during
+  // on_query; copy it to keep it.
+  const sockaddr* peer = nullptr;
   AnswerSink* sink = nullptr;
 };
 
 class QueryHandler {
  public:
+  // Listeners hand over the queries of one read (a recvmmsg batch, a TCP read) between these;
+  // UDP answers given in between are held until end_batch() has returned, then go out together,
+  // so they can be timed together.
+  virtual void begin_batch() = 0;
+  virtual void end_batch() = 0;
   virtual void on_query(std::span<const uint8_t> msg, const ReplyTo& reply_to) = 0;
 
  protected:
@@ -60,7 +67,8 @@ struct TcpSettings {
 int bind_socket(const Address& address, int type);
 
 // Receives a batch with one recvmmsg when the loop says the socket is readable, and answers it
-// with one sendmmsg: libuv's own UDP reading costs an extra syscall per wake-up.
+// with one sendmmsg: libuv's own UDP reading costs an extra syscall per wake-up. The handler's
+// end_batch() comes before that sendmmsg.
 class UdpListener {
  public:
   UdpListener(uv_loop_t* loop, int fd, QueryHandler& handler);
@@ -68,12 +76,16 @@ class UdpListener {
   // Sends an answer, batched while a received batch is being handled. A full socket buffer
   // drops it, as the network might (the client retries).
   void send(const sockaddr* peer, std::span<const uint8_t> answer);
+  // Whether send() would hold an answer of this size for the batch's sendmmsg.
+  bool holds(size_t answer_size) const { return batching_ && answer_size <= kBatchedAnswerMax; }
   void close();
 
  private:
   struct Batch;
   void on_readable();
   void flush();
+
+  static constexpr size_t kBatchedAnswerMax = 4096;  // larger answers go out on their own
 
   uv_poll_t* poll_;
   int fd_;
@@ -121,6 +133,7 @@ class TcpSession final : public AnswerSink {
   static void on_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf);
 
   TcpListener* listener_;
+  sockaddr_storage peer_{};
   uv_tcp_t stream_;
   uv_timer_t idle_;
   std::vector<uint8_t> inbox_;

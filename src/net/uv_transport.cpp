@@ -1,17 +1,24 @@
 // The libuv Transport: UDP socket pool with random ports, pipelined TCP connections, timeouts.
 #include "net/uv_transport.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 
+#include "upstream/random.hpp"
 #include "wire/message.hpp"
 
 namespace readyns::net {
 
+// A raw socket under a uv_poll_t rather than a uv_udp_t: libuv's UDP reads until EAGAIN, one
+// wasted system call per reply when replies arrive one at a time, as misses make them.
 struct UvTransport::UdpSocket {
-  uv_udp_t handle{};
+  uv_poll_t poll{};
+  int fd = -1;
   UvTransport* owner = nullptr;
   std::unordered_map<uint16_t, uint32_t> pending;  // query ID -> slot
   unsigned uses = 0;
@@ -48,7 +55,7 @@ void delete_when_closed(uv_handle_t* h) {
 template <class Map>
 uint16_t fresh_id(const Map& pending) {
   uint16_t id;
-  do id = uint16_t(arc4random());
+  do id = uint16_t(upstream::random32());
   while (pending.count(id));
   return id;
 }
@@ -76,8 +83,7 @@ void UvTransport::close() {
            [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   for (Slot& slot : slots_) slot = Slot{};
   for (UdpSocket* s : std::vector<UdpSocket*>(udp_all_)) close_udp(s);
-  udp_v4_.clear();
-  udp_v6_.clear();
+  udp_pools_.clear();
   for (TcpConnection* c : std::vector<TcpConnection*>(tcp_)) {
     c->pending.clear();
     close_tcp(c, false);
@@ -86,7 +92,12 @@ void UvTransport::close() {
 
 void UvTransport::close_udp(UdpSocket* s) {
   udp_all_.erase(std::remove(udp_all_.begin(), udp_all_.end(), s), udp_all_.end());
-  uv_close(reinterpret_cast<uv_handle_t*>(&s->handle), delete_when_closed<UdpSocket>);
+  if (s->fd < 0) {  // never polled
+    delete s;
+    return;
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&s->poll), delete_when_closed<UdpSocket>);
+  ::close(s->fd);  // uv_poll_t does not own the socket; uv_close() has stopped polling it
 }
 
 uint32_t UvTransport::acquire_slot(upstream::Exchange* exchange, uint32_t timeout_ms) {
@@ -182,32 +193,34 @@ void UvTransport::send(const Address& server, upstream::Protocol protocol, std::
   }
 }
 
-UvTransport::UdpSocket* UvTransport::pick_udp_socket(int family) {
-  auto& pool = family == AF_INET6 ? udp_v6_ : udp_v4_;
-  size_t i =
-      pool.size() < settings_.udp_sockets ? pool.size() : arc4random_uniform(uint32_t(pool.size()));
+UvTransport::UdpSocket* UvTransport::pick_udp_socket(const Address& server) {
+  auto at = std::find_if(udp_pools_.begin(), udp_pools_.end(),
+                         [&](const auto& p) { return p.first == server; });
+  if (at == udp_pools_.end()) at = udp_pools_.insert(at, {server, {}});
+  auto& pool = at->second;
+  size_t i = pool.size() < settings_.udp_sockets ? pool.size()
+                                                 : upstream::random_below(uint32_t(pool.size()));
   if (i < pool.size() && pool[i]->uses < settings_.udp_queries_per_socket) return pool[i];
   if (i < pool.size()) retire(pool[i]);
 
-  // Port 0: the kernel picks a random ephemeral port (Linux randomises UDP port choice).
+  // connect() binds a random ephemeral port (Linux randomises UDP port choice).
+  // Connected to the one server: the kernel then drops datagrams from any other source before
+  // they reach us, and keeps the route instead of looking it up on every send.
   auto* s = new UdpSocket;
   s->owner = this;
-  uv_udp_init(loop_, &s->handle);
-  s->handle.data = s;
-  Address any = *parse_address(family == AF_INET6 ? "[::]:0" : "0.0.0.0:0");
+  s->poll.data = s;
   udp_all_.push_back(s);
-  if (uv_udp_bind(&s->handle, any.sa(), 0) != 0 ||
-      uv_udp_recv_start(
-          &s->handle,
-          [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-            auto* self = static_cast<UdpSocket*>(h->data)->owner;
-            *buf = uv_buf_init(reinterpret_cast<char*>(self->recv_buffer_.get()),
-                               wire::kMaxMessageSize);
-          },
-          on_udp_recv) != 0) {
+  int fd = ::socket(server.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::connect(fd, server.sa(), server.len()) != 0 ||
+      uv_poll_init(loop_, &s->poll, fd) != 0) {
+    if (fd >= 0) ::close(fd);
     close_udp(s);
     return nullptr;
   }
+  s->fd = fd;
+  uv_poll_start(&s->poll, UV_READABLE, [](uv_poll_t* p, int status, int) {
+    if (status == 0) on_udp_readable(static_cast<UdpSocket*>(p->data));
+  });
   if (i < pool.size()) {
     pool[i] = s;
   } else {
@@ -222,7 +235,7 @@ void UvTransport::retire(UdpSocket* s) {
 }
 
 void UvTransport::send_udp(const Address& server, std::span<uint8_t> query, uint32_t index) {
-  UdpSocket* s = pick_udp_socket(server.family());
+  UdpSocket* s = pick_udp_socket(server);
   if (!s) return;  // left to time out: the resolution moves on as for a lost packet
   Slot& slot = slots_[index];
   slot.udp = s;
@@ -230,23 +243,25 @@ void UvTransport::send_udp(const Address& server, std::span<uint8_t> query, uint
   s->pending.emplace(slot.id, index);
   ++s->uses;
   wire::put16(query.data(), slot.id);
-  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(query.data()), unsigned(query.size()));
-  uv_udp_try_send(&s->handle, &buf, 1, server.sa());  // a failed send is a lost packet
+  ::send(s->fd, query.data(), query.size(), MSG_DONTWAIT);  // a failed send is a lost packet
 }
 
-void UvTransport::on_udp_recv(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
-                              unsigned) {
-  auto* s = static_cast<UdpSocket*>(h->data);
+void UvTransport::on_udp_readable(UdpSocket* s) {
   UvTransport* self = s->owner;
-  if (n < ssize_t(wire::kHeaderSize) || !from || self->closed_) return;
-  auto* bytes = reinterpret_cast<const uint8_t*>(buf->base);
+  sockaddr_storage from;
+  socklen_t from_len = sizeof from;
+  // One datagram per wake-up: epoll is level-triggered and reports the socket again if more wait.
+  ssize_t n = ::recvfrom(s->fd, self->recv_buffer_.get(), wire::kMaxMessageSize, MSG_DONTWAIT,
+                         reinterpret_cast<sockaddr*>(&from), &from_len);
+  if (n < ssize_t(wire::kHeaderSize) || self->closed_) return;
+  const uint8_t* bytes = self->recv_buffer_.get();
   auto it = s->pending.find(wire::get16(bytes));
   if (it == s->pending.end()) {
     self->unknown_id_.fetch_add(1, std::memory_order_relaxed);  // late, or a guess at our ID
     return;
   }
   uint32_t index = it->second;
-  if (!same_endpoint(self->slots_[index].server, from)) {
+  if (!same_endpoint(self->slots_[index].server, reinterpret_cast<const sockaddr*>(&from))) {
     self->wrong_source_.fetch_add(1, std::memory_order_relaxed);  // a spoofing attempt
     return;
   }

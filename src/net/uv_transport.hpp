@@ -15,7 +15,7 @@
 namespace readyns::net {
 
 struct UvTransportSettings {
-  unsigned udp_sockets = 16;              // per address family
+  unsigned udp_sockets = 16;              // per upstream server
   unsigned udp_queries_per_socket = 256;  // then the socket is replaced by one on a new port
   uint32_t tcp_idle_timeout_ms = 10000;
 };
@@ -34,7 +34,8 @@ class UvTransport final : public upstream::Transport {
   void close();
 
   // UDP replies refused: no query out with that ID on the socket they reached (late, or a
-  // guess), or the right ID from the wrong address or port (spoofing). Read from any thread.
+  // guess), or the right ID from the wrong address or port (spoofing; the sockets are connected,
+  // so the kernel drops those first, and this is a second check). Read from any thread.
   uint64_t replies_with_unknown_id() const { return unknown_id_.load(std::memory_order_relaxed); }
   uint64_t replies_from_wrong_source() const {
     return wrong_source_.load(std::memory_order_relaxed);
@@ -66,14 +67,13 @@ class UvTransport final : public upstream::Transport {
   // Delivers a reply to the slot's exchange; frees the slot if the exchange is done with it.
   void deliver(uint32_t index, std::span<const uint8_t> reply);
 
-  UdpSocket* pick_udp_socket(int family);
+  UdpSocket* pick_udp_socket(const Address& server);
   void retire(UdpSocket* s);
   void close_udp(UdpSocket* s);
   void send_udp(const Address& server, std::span<uint8_t> query, uint32_t slot);
   void send_tcp(const Address& server, std::span<uint8_t> query, uint32_t slot);
   void close_tcp(TcpConnection* c, bool failed);
-  static void on_udp_recv(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from,
-                          unsigned flags);
+  static void on_udp_readable(UdpSocket* s);
   static void on_tcp_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf);
 
   uv_loop_t* loop_;
@@ -81,9 +81,10 @@ class UvTransport final : public upstream::Transport {
   uv_timer_t* timer_;
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
-  std::vector<Deadline> deadlines_;          // min-heap; stale entries are skipped by generation
-  std::vector<UdpSocket*> udp_v4_, udp_v6_;  // sockets new queries go out on
-  std::vector<UdpSocket*> udp_all_;          // also those retiring until their replies are in
+  std::vector<Deadline> deadlines_;  // min-heap; stale entries are skipped by generation
+  // Per upstream server, the connected sockets new queries go out on (few servers: a list).
+  std::vector<std::pair<Address, std::vector<UdpSocket*>>> udp_pools_;
+  std::vector<UdpSocket*> udp_all_;  // also those retiring until their replies are in
   std::vector<TcpConnection*> tcp_;
   std::unique_ptr<uint8_t[]> recv_buffer_;
   std::atomic<uint64_t> unknown_id_{0}, wrong_source_{0};

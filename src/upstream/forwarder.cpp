@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "upstream/random.hpp"
 #include "wire/answer.hpp"
 #include "wire/message.hpp"
 
@@ -22,7 +23,7 @@ void randomize_case(uint8_t* name, size_t len) {
     for (size_t j = 1; j <= name[i]; ++j) {
       uint8_t& c = name[i + j];
       if ((c | 0x20) < 'a' || (c | 0x20) > 'z') continue;
-      if (left == 0) bits = arc4random(), left = 32;
+      if (left == 0) bits = random32(), left = 32;
       c = (bits & 1) ? uint8_t(c & ~0x20) : uint8_t(c | 0x20);
       bits >>= 1, --left;
     }
@@ -221,6 +222,7 @@ void Resolution::send(Protocol protocol) {
   uint64_t left = forwarder_->settings_.resolve_timeout_ms - (now - started_ms_);
   uint32_t timeout = uint32_t(std::min<uint64_t>(forwarder_->attempt_timeout(*server_), left));
   sent_ms_ = now;
+  sent_ns_ = admin::monotonic_ns();
   ++server_->queries;
   transport.send(server_->address, protocol, query_, timeout, this);
 }
@@ -231,6 +233,8 @@ bool Resolution::on_reply(uint16_t id, std::span<const uint8_t> reply) {
   wire::ReplyCheck check = wire::check_reply(reply, id, qname, qname_len_, qtype, qclass,
                                              forwarder_->settings_.randomize_case);
   if (check == wire::ReplyCheck::kMismatch) return false;
+  server_->reply_durations[wire::rcode_of(reply.data())].observe_concurrently(
+      double(admin::monotonic_ns() - sent_ns_) * 1e-9);
 
   uint64_t now = forwarder_->transport_.now_ms();
   uint32_t rtt = uint32_t(std::max<uint64_t>(1, now - sent_ms_));

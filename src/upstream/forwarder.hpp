@@ -7,6 +7,7 @@
 //   fwd.resolve(key.question, key.len, key.do_bit, miss);  // on_resolved() called once, later
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "admin/metrics.hpp"
 #include "net/address.hpp"
 #include "upstream/transport.hpp"
 
@@ -43,6 +45,9 @@ struct ServerState {
   std::atomic<bool> probing{false};  // a probe is out: it must answer before traffic comes back
   std::atomic<uint64_t> queries{0}, failures{0}, probe_failures{0};
   std::atomic<uint64_t> last_answer_ms{0}, last_failure_ms{0};  // monotonic; for /ready
+  // How long each exchange that got a reply took, by the reply's RCODE (their counts are the
+  // replies by RCODE). Any worker's forwarder observes: on the miss path only.
+  std::array<admin::Histogram, 16> reply_durations;
 
   bool avoided(uint64_t now) const {
     return consecutive_failures.load(std::memory_order_relaxed) > 0 &&
@@ -94,6 +99,7 @@ class Resolution : private Exchange {
   size_t qname_len_ = 0;
   ServerState* server_ = nullptr;
   uint64_t started_ms_ = 0, sent_ms_ = 0;
+  uint64_t sent_ns_ = 0;  // finer than the loop's clock, for the reply durations
   unsigned attempts_ = 0;
   std::vector<ServerState*> order_;  // servers in the order to try them
 };

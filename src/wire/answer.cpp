@@ -36,6 +36,64 @@ struct Name {
   }
 };
 
+// Bytes a name may be read from: the question's name, owner names and RDATA. Never the header, the
+// question's type and class, or a record's type, class, TTL and RDLENGTH: prepare_answer() and
+// render_answer() rewrite the ID, the counts and the TTLs after the names were checked, so a name
+// read through them would change (or break) in the answer a client gets.
+class NameBytes {
+ public:
+  explicit NameBytes(size_t size) : allowed_(size, false) {}
+
+  void allow(size_t from, size_t to) {
+    std::fill(allowed_.begin() + long(from), allowed_.begin() + long(to), true);
+  }
+
+  // Reads the name at `pos` as read_name() does, refusing it if a compression pointer leads to
+  // bytes not allowed. Its bytes up to the first pointer lie where the caller found the name, so
+  // the caller answers for them.
+  size_t read(std::span<const uint8_t> msg, size_t pos, Name& name) const {
+    size_t after = read_name(msg, pos, name.bytes, name.len);
+    if (after == 0) return 0;
+    // read_name() has checked every label and pointer: follow them again, looking at the bytes.
+    for (bool jumped = false;;) {
+      uint8_t label = msg[pos];
+      bool pointer = (label & 0xc0) == 0xc0;
+      size_t len = pointer ? 2 : 1u + label;
+      if (jumped && std::find(allowed_.begin() + long(pos), allowed_.begin() + long(pos + len),
+                              false) != allowed_.begin() + long(pos + len)) {
+        return 0;
+      }
+      if (pointer) {
+        pos = size_t(label & 0x3f) << 8 | msg[pos + 1];
+        jumped = true;
+      } else if (label == 0) {
+        return after;
+      } else {
+        pos += len;
+      }
+    }
+  }
+
+ private:
+  std::vector<bool> allowed_;
+};
+
+// Record types whose RDATA holds names that readers decompress (RFC 3597 4, and DNAME): what comes
+// before the first name, how many names, and what follows the last. Such RDATA must be exactly
+// that.
+struct RdataNames {
+  uint16_t type;
+  uint8_t before, names, after;
+};
+constexpr RdataNames kRdataNames[] = {
+    {kTypeNs, 0, 1, 0},        {3 /* MD */, 0, 1, 0},     {4 /* MF */, 0, 1, 0},
+    {kTypeCname, 0, 1, 0},     {kTypeSoa, 0, 2, 20},      {7 /* MB */, 0, 1, 0},
+    {8 /* MG */, 0, 1, 0},     {9 /* MR */, 0, 1, 0},     {kTypePtr, 0, 1, 0},
+    {14 /* MINFO */, 0, 2, 0}, {15 /* MX */, 2, 1, 0},    {17 /* RP */, 0, 2, 0},
+    {18 /* AFSDB */, 2, 1, 0}, {21 /* RT */, 2, 1, 0},    {26 /* PX */, 2, 2, 0},
+    {kTypeSrv, 6, 1, 0},       {39 /* DNAME */, 0, 1, 0},
+};
+
 // Walks the whole reply, deciding which records may be kept: answer records must hang off the
 // question's CNAME chain; authority and additional records must lie inside the forwarded zone.
 // Returns false if the message is malformed.
@@ -45,6 +103,8 @@ bool walk(std::span<const uint8_t> msg, std::span<const uint8_t> zone, Layout& o
   size_t pos = read_name(msg, kHeaderSize, qname.bytes, qname.len);
   // An uncompressed question only: a pointer could only point into the header.
   if (pos == 0 || pos != kHeaderSize + qname.len || pos + 4 > msg.size()) return false;
+  NameBytes name_bytes(msg.size());
+  name_bytes.allow(kHeaderSize, pos);
   pos += 4;
   out.question_end = pos;
 
@@ -56,16 +116,31 @@ bool walk(std::span<const uint8_t> msg, std::span<const uint8_t> zone, Layout& o
       rr.start = uint16_t(pos);
       rr.section = Section(section);
       Name owner;
-      pos = read_name(msg, pos, owner.bytes, owner.len);
+      pos = name_bytes.read(msg, pos, owner);
       if (pos == 0 || pos + 10 > msg.size()) return false;
+      name_bytes.allow(rr.start, pos);
       rr.type = get16(&msg[pos]);
       rr.ttl_offset = uint16_t(pos + 4);
       size_t rdata = pos + 10;
       pos = rdata + get16(&msg[pos + 8]);
       if (pos > msg.size()) return false;
       rr.end = uint16_t(pos);
-      // RFC 6891 6.1.1 / RFC 8945 5.1: OPT only in the additional section, TSIG only last in it
-      // (ldns lifts both out of its lists there, which rebuild() relies on).
+      name_bytes.allow(rdata, pos);
+      // Names in RDATA are checked as owners are, and must fill it exactly: readers that go by
+      // the fields rather than RDLENGTH would read the rest of the message differently.
+      size_t after_names = rdata;
+      const RdataNames* names =
+          std::find_if(std::begin(kRdataNames), std::end(kRdataNames),
+                       [&](const RdataNames& r) { return r.type == rr.type; });
+      if (names != std::end(kRdataNames)) {
+        after_names += names->before;
+        Name skip;
+        for (int n = 0; n < names->names && after_names != 0; ++n) {
+          after_names = name_bytes.read(msg, after_names, skip);
+        }
+        if (after_names == 0 || after_names + names->after != pos) return false;
+      }
+      // RFC 6891 6.1.1 / RFC 8945 5.1: OPT only in the additional section, TSIG only last in it.
       if (rr.type == kTypeOpt && section != kAdditional) return false;
       if (rr.type == 250 && (section != kAdditional || i + 1 != counts[section])) return false;
       if (rr.type == kTypeOpt) {
@@ -73,13 +148,9 @@ bool walk(std::span<const uint8_t> msg, std::span<const uint8_t> zone, Layout& o
         out.opt_last =
             out.opt_last && section == kAdditional && i + 1 == counts[section] && pos == msg.size();
       } else if (rr.type == kTypeSoa && section == kAuthority) {
-        Name skip;
-        size_t p = read_name(msg, rdata, skip.bytes, skip.len);
-        p = p ? read_name(msg, p, skip.bytes, skip.len) : 0;
-        if (p == 0 || p + 20 != pos) return false;
         out.has_soa = true;
         out.soa_ttl = get32(&msg[rr.ttl_offset]) > 0x7fffffff ? 0 : get32(&msg[rr.ttl_offset]);
-        out.soa_minimum = get32(&msg[p + 16]);
+        out.soa_minimum = get32(&msg[after_names + 16]);
       }
       if (section != kAnswer && rr.type != kTypeOpt) {
         rr.keep = name_in_zone(owner.bytes, owner.len, zone.data(), zone.size()) &&
@@ -100,8 +171,8 @@ bool walk(std::span<const uint8_t> msg, std::span<const uint8_t> zone, Layout& o
       if (on_chain[i] || std::find(chain.begin(), chain.end(), owners[i]) == chain.end()) continue;
       on_chain[i] = true;
       if (out.records[i].type == kTypeCname) {
-        Name target;
-        if (!read_name(msg, out.records[i].ttl_offset + 6u, target.bytes, target.len)) return false;
+        Name target;  // read and checked above
+        read_name(msg, out.records[i].ttl_offset + 6u, target.bytes, target.len);
         if (chain.size() < 16) chain.push_back(target), grew = true;
       }
     }
@@ -111,30 +182,28 @@ bool walk(std::span<const uint8_t> msg, std::span<const uint8_t> zone, Layout& o
 }
 
 // Rewrites a reply keeping only the records marked `keep`, through ldns so compression stays
-// valid whatever was dropped.
+// valid whatever was dropped. ldns reads each kept record where walk() found it and must end
+// where walk() did: ldns reads RDATA field by field and goes on from where its fields end, not
+// from RDLENGTH, so when the two disagree the reply reads two ways (malformed, then) and records
+// would be kept or dropped by the wrong reading.
 bool rebuild(std::span<const uint8_t> msg, const Layout& layout, std::vector<uint8_t>& out) {
-  ldns_pkt* parsed = nullptr;
-  if (ldns_wire2pkt(&parsed, msg.data(), msg.size()) != LDNS_STATUS_OK) return false;
-  std::unique_ptr<ldns_pkt, decltype(&ldns_pkt_free)> pkt(parsed, ldns_pkt_free);
   std::unique_ptr<ldns_pkt, decltype(&ldns_pkt_free)> kept(ldns_pkt_new(), ldns_pkt_free);
-  ldns_pkt_push_rr(kept.get(), LDNS_SECTION_QUESTION,
-                   ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(pkt.get()), 0)));
-  ldns_rr_list* sections[3] = {ldns_pkt_answer(pkt.get()), ldns_pkt_authority(pkt.get()),
-                               ldns_pkt_additional(pkt.get())};
   const ldns_pkt_section targets[3] = {LDNS_SECTION_ANSWER, LDNS_SECTION_AUTHORITY,
                                        LDNS_SECTION_ADDITIONAL};
-  // ldns keeps OPT out of its record lists, so walk our records without it.
-  std::vector<bool> keep;
-  for (const RecordInfo& r : layout.records) {
-    if (r.type != kTypeOpt) keep.push_back(r.keep);
+  ldns_rr* rr = nullptr;
+  size_t pos = kHeaderSize;
+  if (ldns_wire2rr(&rr, msg.data(), msg.size(), &pos, LDNS_SECTION_QUESTION) != LDNS_STATUS_OK) {
+    return false;
   }
-  size_t index = 0;
-  for (int s = 0; s < 3; ++s) {
-    for (size_t i = 0; i < ldns_rr_list_rr_count(sections[s]); ++i, ++index) {
-      if (index < keep.size() && keep[index]) {
-        ldns_pkt_push_rr(kept.get(), targets[s], ldns_rr_clone(ldns_rr_list_rr(sections[s], i)));
-      }
+  ldns_pkt_push_rr(kept.get(), LDNS_SECTION_QUESTION, rr);
+  for (const RecordInfo& r : layout.records) {
+    if (!r.keep) continue;
+    pos = r.start;
+    if (ldns_wire2rr(&rr, msg.data(), msg.size(), &pos, targets[r.section]) != LDNS_STATUS_OK) {
+      return false;
     }
+    ldns_pkt_push_rr(kept.get(), targets[r.section], rr);
+    if (pos != r.end) return false;
   }
   uint8_t* wire = nullptr;
   size_t size = 0;

@@ -2,9 +2,11 @@
 // merging; the CoreDNS families and label helpers.
 #include <catch2/catch.hpp>
 
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "admin/coredns_metrics.hpp"
 #include "admin/metrics.hpp"
@@ -126,13 +128,38 @@ TEST_CASE("the CoreDNS duration buckets run from 0.25 ms to 8.192 s") {
   CHECK(s.counts[16] == 1);
   TextWriter w;
   w.begin(coredns::kDnsRequestDurationSeconds);
-  w.histogram({"dns://:53", "."}, s);
+  w.histogram({"dns://:53", ".", "", "A"}, s);
   std::string text = w.text();
   CHECK(text.find("coredns_dns_request_duration_seconds_bucket{server=\"dns://:53\",zone=\".\","
-                  "le=\"0.00025\"} 1\n") != std::string::npos);
+                  "view=\"\",type=\"A\",le=\"0.00025\"} 1\n") != std::string::npos);
   CHECK(text.find("le=\"0.0005\"} 2\n") != std::string::npos);
   CHECK(text.find("le=\"8.192\"} 2\n") != std::string::npos);
   CHECK(text.find("le=\"+Inf\"} 3\n") != std::string::npos);
+}
+
+TEST_CASE("observations in bulk land in one bucket, their sum weighted") {
+  Histogram h(kSmallBounds);
+  h.observe(0.005, 3);
+  h.observe_ns(50'000'000, 2);  // 0.05 s
+  h.observe(0.0 / 0.0, 4);      // ignored
+  HistogramSnapshot s = h.snapshot();
+  CHECK(s.counts == std::vector<uint64_t>{0, 3, 2, 0});
+  CHECK(s.count() == 5);
+  CHECK(s.sum == Approx(0.115));
+}
+
+TEST_CASE("a histogram several threads observe loses nothing") {
+  Histogram h(kSmallBounds);
+  std::vector<std::thread> observers;
+  for (int t = 0; t < 4; ++t) {
+    observers.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) h.observe_concurrently(i % 2 ? 0.005 : 0.5);
+    });
+  }
+  for (std::thread& t : observers) t.join();
+  HistogramSnapshot s = h.snapshot();
+  CHECK(s.counts == std::vector<uint64_t>{0, 20000, 0, 20000});
+  CHECK(s.sum == Approx(20000 * 0.505));
 }
 
 TEST_CASE("per-worker histograms sum on scrape") {
@@ -210,6 +237,10 @@ TEST_CASE("every CoreDNS and readyns family is valid and distinct") {
       &coredns::kInvalidationsTotal,
       &coredns::kCoalescedTotal,
       &coredns::kStaleAnswersTotal,
+      &coredns::kUpstreamRefusedRepliesTotal,
+      &coredns::kTcpConnections,
+      &coredns::kTcpRefusedTotal,
+      &coredns::kRateLimitedTotal,
       &coredns::kBuildInfo,
   };
   TextWriter w;
@@ -225,8 +256,15 @@ TEST_CASE("every CoreDNS and readyns family is valid and distinct") {
     bool counter_name = spec->name.ends_with("_total");
     CHECK(counter_name == (spec->type == MetricType::kCounter));
   }
-  CHECK(coredns::kDnsRequestsTotal.labels.size() == 5);
-  CHECK(coredns::kDnsResponsesTotal.labels[3] == "plugin");
+  // Current CoreDNS's label sets.
+  CHECK(std::vector(coredns::kDnsRequestsTotal.labels.begin(),
+                    coredns::kDnsRequestsTotal.labels.end()) ==
+        std::vector<std::string_view>{"server", "zone", "view", "proto", "family", "type"});
+  CHECK(std::vector(coredns::kDnsRequestDurationSeconds.labels.begin(),
+                    coredns::kDnsRequestDurationSeconds.labels.end()) ==
+        std::vector<std::string_view>{"server", "zone", "view", "type"});
+  CHECK(coredns::kDnsResponsesTotal.labels.size() == 5);
+  CHECK(coredns::kDnsResponsesTotal.labels[4] == "plugin");
 }
 
 TEST_CASE("CoreDNS label values") {
@@ -234,6 +272,20 @@ TEST_CASE("CoreDNS label values") {
   CHECK(coredns::qtype_label(28) == "AAAA");
   CHECK(coredns::qtype_label(65) == "HTTPS");
   CHECK(coredns::qtype_label(99) == "other");
+  CHECK(coredns::qtype_label(0) == "other");
+  CHECK(coredns::qtype_label(256 + 1) == "other");  // not A: the index table is not wrapped
+  CHECK(coredns::qtype_label(65535) == "other");
+  // Each named type has its own index, and the index gives the name back.
+  std::set<size_t> indexes;
+  for (const auto& [type, name] : coredns::kQtypes) {
+    INFO(name);
+    size_t index = coredns::qtype_index(type);
+    CHECK(index < coredns::kQtypeOther);
+    CHECK(coredns::qtype_label_at(index) == name);
+    indexes.insert(index);
+  }
+  CHECK(indexes.size() == std::size(coredns::kQtypes));
+  CHECK(coredns::qtype_label_at(coredns::kQtypeOther) == "other");
   CHECK(coredns::rcode_label(0) == "NOERROR");
   CHECK(coredns::rcode_label(2) == "SERVFAIL");
   CHECK(coredns::rcode_label(3) == "NXDOMAIN");

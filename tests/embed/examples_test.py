@@ -101,11 +101,15 @@ def cpp_example(tmp, upstream):
 
 
 def docs_examples(tmp):
-    """Compiles and links every program (a ```cpp block with a main) in docs/api.md."""
-    text = (SOURCE_ROOT / "docs/api.md").read_text()
-    blocks = [b for b in re.findall(r"```cpp\n(.*?)```", text, re.S) if "int main" in b]
-    if not blocks:
-        raise SystemExit("no example program in docs/api.md")
+    """Compiles and links every program (a ```cpp block with a main) in docs/api.md and the
+    README's Embedding section, so the examples people copy keep building."""
+    blocks = []
+    for doc in ("docs/api.md", "README.md"):
+        text = (SOURCE_ROOT / doc).read_text()
+        found = [b for b in re.findall(r"```cpp\n(.*?)```", text, re.S) if "int main" in b]
+        if not found:
+            raise SystemExit(f"no example program in {doc}")
+        blocks += found
     uv = run(["pkg-config", "--cflags", "--libs", "libuv"]).stdout.split()
     cxx = os.environ.get("CXX") or "c++"
     for n, block in enumerate(blocks):
@@ -114,7 +118,7 @@ def docs_examples(tmp):
         run([cxx, "-std=c++20", "-Wall", "-Wextra", "-Werror", *SANITIZE_FLAGS,
              f"-I{SOURCE_ROOT / 'include'}", str(source), f"-L{LIB_DIR}", "-lreadyns", *uv,
              "-o", str(tmp / f"doc{n}")])
-    print(f"docs/api.md: {len(blocks)} example program(s) compiled and linked")
+    print(f"docs/api.md and README.md: {len(blocks)} example program(s) compiled and linked")
     return 0
 
 

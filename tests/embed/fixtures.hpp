@@ -3,10 +3,8 @@
 #pragma once
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,23 +13,17 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
-extern char** environ;
+#include "fake_apiserver.hpp"
+#include "readyns/options.hpp"
 
 namespace readyns::testing {
-
-inline std::string env_or(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value && *value ? value : fallback;
-}
 
 // The caller's loop: the test runs it, one turn at a time, until something holds.
 class Loop {
@@ -80,16 +72,15 @@ class Loop {
   uv_loop_t loop_;
 };
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    char pattern[] = "/tmp/readyns-embed-XXXXXX";
-    REQUIRE(mkdtemp(pattern));
-    path = pattern;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const char* name) const { return (path / name).string(); }
-};
+// Only `upstream` is asked, so that a test's answers (and their timing) come from its own server.
+inline Options forwarding_options(const std::string& upstream) {
+  Options o;
+  o.listen = {};
+  o.upstreams = {upstream};
+  o.kube = "off";
+  o.log_level = "warn";
+  return o;
+}
 
 // A port free for UDP and TCP on 127.0.0.1 (a DNS server needs both), as harness.free_port().
 inline int free_port() {
@@ -113,24 +104,14 @@ inline int free_port() {
 
 // Runs argv, waits for it and returns its standard output; -1 status if it could not run.
 inline std::string run_capture(std::vector<std::string> args, int& status) {
-  int out[2];
-  REQUIRE(pipe(out) == 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, out[0]);
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
   pid_t pid;
-  int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(out[1]);
+  int out;
+  int spawned = spawn_piped(std::move(args), pid, out);
   std::string text;
   char buf[256];
   ssize_t n;
-  while ((n = read(out[0], buf, sizeof buf)) > 0) text.append(buf, size_t(n));
-  close(out[0]);
+  while ((n = read(out, buf, sizeof buf)) > 0) text.append(buf, size_t(n));
+  close(out);
   status = -1;
   if (spawned == 0) waitpid(pid, &status, 0);
   return text;
@@ -160,100 +141,6 @@ class Knot {
   TempDir dir_;
   int port_;
   pid_t pid_ = -1;
-};
-
-inline void write_file(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
-
-inline size_t append_to_string(char* data, size_t size, size_t count, void* out) {
-  static_cast<std::string*>(out)->append(data, size * count);
-  return size * count;
-}
-
-// The fake API server with a CA and certificate for 127.0.0.1 made by the openssl CLI, and the
-// token file it expects: what Options' kube_* settings point at.
-class FakeApi {
- public:
-  FakeApi() {
-    std::string d = dir_.path.string(), openssl = env_or("OPENSSL", "openssl");
-    std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    std::string script =
-        "set -e; cd '" + d + "'; " + openssl + " req -x509" + key +
-        " -keyout ca.key -out ca.crt -days 1 -subj /CN=readyns-test-ca; " + openssl + " req" + key +
-        " -keyout server.key -out server.csr -subj /CN=127.0.0.1; " +
-        "printf 'subjectAltName=IP:127.0.0.1\\n' > san.cnf; " + openssl +
-        " x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt"
-        " -days 1 -extfile san.cnf";
-    std::string command = "(" + script + ") >'" + d + "/openssl.log' 2>&1";
-    REQUIRE(std::system(command.c_str()) == 0);
-    write_file(dir_.file("token"), "token-1\n");
-
-    std::vector<std::string> args = {env_or("PYTHON", "/usr/bin/python3"),
-                                     env_or("FAKE_APISERVER", "tests/k8s/fake_apiserver.py"),
-                                     "--cert",
-                                     dir_.file("server.crt"),
-                                     "--key",
-                                     dir_.file("server.key"),
-                                     "--token",
-                                     "token-1"};
-    int out[2];
-    REQUIRE(pipe(out) == 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    int spawned = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    REQUIRE(spawned == 0);
-    FILE* lines = fdopen(out[0], "r");
-    char line[128] = {};
-    bool ready = fgets(line, sizeof line, lines) != nullptr &&
-                 std::sscanf(line, "READY %d %d", &api_port_, &control_port_) == 2;
-    fclose(lines);
-    if (!ready) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-      FAIL("the fake API server did not start: " << line);
-    }
-  }
-  ~FakeApi() {
-    call("POST", "/shutdown");
-    waitpid(pid_, nullptr, 0);
-  }
-
-  std::string url() const { return "https://127.0.0.1:" + std::to_string(api_port_); }
-  std::string ca_file() const { return dir_.file("ca.crt"); }
-  std::string token_file() const { return dir_.file("token"); }
-
-  nlohmann::json call(const char* method, const std::string& path,
-                      const nlohmann::json& body = nlohmann::json::object()) {
-    CURL* easy = curl_easy_init();
-    std::string url = "http://127.0.0.1:" + std::to_string(control_port_) + path;
-    std::string sent = body.dump(), received;
-    curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
-    if (std::string(method) == "POST") curl_easy_setopt(easy, CURLOPT_POSTFIELDS, sent.c_str());
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &append_to_string);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &received);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 5000L);
-    CURLcode result = curl_easy_perform(easy);
-    curl_easy_cleanup(easy);
-    if (result != CURLE_OK) return nlohmann::json::object();
-    return nlohmann::json::parse(received, nullptr, false);
-  }
-  void push(const std::string& type, const nlohmann::json& object) {
-    call("POST", "/event", {{"type", type}, {"object", object}});
-  }
-
- private:
-  TempDir dir_;
-  pid_t pid_ = -1;
-  int api_port_ = 0, control_port_ = 0;
 };
 
 // One endpoint of a slice: its address, conditions and optional hostname and zone.

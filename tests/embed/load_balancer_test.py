@@ -139,6 +139,15 @@ def main():
             not_ready_after = [set()]  # per update: what was known not ready when it was sent
             lb.wait_update(ready())
             time.sleep(0.2)
+
+            def told(name, endpoints):
+                # A change the balancer must be told of; the replay below checks it was, in order.
+                api.slice(name, endpoints)
+                lb.wait_update(ready())
+                expected.append(ready())
+                not_ready_after.append({ip for ip, s in {**old, **new}.items() if s != "ready"})
+                time.sleep(0.2)
+
             for i in range(1, PODS + 1):
                 # A new pod starts (not ready: no update), becomes ready, then an old one is
                 # taken out: terminating first (while still serving), deleted later.
@@ -146,17 +155,9 @@ def main():
                 api.slice("web-v2", new)
                 time.sleep(0.1)
                 new[f"10.2.0.{i}"] = "ready"
-                api.slice("web-v2", new)
-                lb.wait_update(ready())
-                expected.append(ready())
-                not_ready_after.append({ip for ip, s in {**old, **new}.items() if s != "ready"})
-                time.sleep(0.2)
+                told("web-v2", new)
                 old[f"10.1.0.{i}"] = "terminating"
-                api.slice("web-v1", old)
-                lb.wait_update(ready())
-                expected.append(ready())
-                not_ready_after.append({ip for ip, s in {**old, **new}.items() if s != "ready"})
-                time.sleep(0.2)
+                told("web-v1", old)
                 del old[f"10.1.0.{i}"]
                 api.slice("web-v1", old)
             time.sleep(0.3)

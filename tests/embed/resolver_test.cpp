@@ -27,11 +27,7 @@ using testing::Loop;
 using testing::Responder;
 
 Options options_for(const std::string& upstream) {
-  Options o;
-  o.listen = {};
-  o.upstreams = {upstream};
-  o.kube = "off";
-  o.log_level = "warn";
+  Options o = testing::forwarding_options(upstream);
   o.resolve_timeout_ms = 800;
   o.upstream_timeout_ms = 300;
   return o;

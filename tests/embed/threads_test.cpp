@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "fixtures.hpp"
 #include "readyns/resolver.hpp"
 #include "responder.hpp"
 
@@ -22,11 +23,7 @@ namespace {
 using testing::Responder;
 
 Options options_for(const std::string& upstream) {
-  Options o;
-  o.listen = {};
-  o.upstreams = {upstream};
-  o.kube = "off";
-  o.log_level = "warn";
+  Options o = testing::forwarding_options(upstream);
   o.resolve_timeout_ms = 1500;
   return o;
 }

@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <span>
-#include <string>
 #include <vector>
 
 // A violated invariant: print it and abort, which libFuzzer reports as a crash with the input.
@@ -31,16 +30,6 @@ namespace readyns::fuzz {
 // the fuzzer's output and slow it down.
 inline void quiet_logs() {
   spdlog::set_level(spdlog::level::off);
-}
-
-// Known, reported issues a long hunt may step around so that it can find others:
-// READYNS_FUZZ_KNOWN=trailing-bytes,sync-resolve,... (see README.md). Unset: every check is on.
-inline bool known(const char* issue) {
-  static const std::string list = [] {
-    const char* env = std::getenv("READYNS_FUZZ_KNOWN");
-    return "," + std::string(env ? env : "") + ",";
-  }();
-  return list.find("," + std::string(issue) + ",") != std::string::npos;
 }
 
 inline uint16_t rd16(const uint8_t* p) {

@@ -251,24 +251,30 @@ def http_get(port, path):
         return e.code, e.read().decode()
 
 
-def metric(text, name, absent=None, **labels):
-    """The value of the sample `name` with these labels in a Prometheus text exposition; `absent`
-    if there is none and it is given (readyns leaves out an rcode's counter until it counts)."""
+def samples(text, name):
+    """Every sample of `name` in a Prometheus text exposition, as (labels dict, value)."""
+    out = []
     for line in text.splitlines():
         if line.startswith(name + "{") or line.startswith(name + " "):
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                return float(line.rsplit(" ", 1)[1])
+            head, value = line.rsplit(" ", 1)
+            labels = dict(part.split("=", 1) for part in head[len(name) + 1:-1].split(",")) if "{" in head else {}
+            out.append(({k: v.strip('"') for k, v in labels.items()}, float(value)))
+    return out
+
+
+def metric(text, name, absent=None, **labels):
+    """The value of the first sample `name` that has these labels (and maybe others); `absent` if
+    there is none and it is given (readyns leaves out an rcode's counter until it counts)."""
+    for have, value in samples(text, name):
+        if all(have.get(k) == str(v) for k, v in labels.items()):
+            return value
     if absent is not None:
         return absent
     raise AssertionError(f"no {name} {labels} in\n{text}")
 
 
-def udp_sockets(pid):
-    """{local port: (receive queue bytes, drops)} for every UDP socket process `pid` holds.
-
-    The kernel's tables say whether a socket's datagrams have all been read (queue 0) and
-    whether any were lost for want of buffer space (drops), without asking the process.
-    """
+def _udp_table(pid):
+    """(local port, remote port or 0, receive queue bytes, drops) for every UDP socket `pid` holds."""
     inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
@@ -277,7 +283,7 @@ def udp_sockets(pid):
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
-    sockets = {}
+    rows = []
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         try:
             with open(table) as f:
@@ -286,13 +292,37 @@ def udp_sockets(pid):
                     # sl local remote st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
                     fields = line.split()
                     if fields[9] in inodes:
-                        port = int(fields[1].rsplit(":", 1)[1], 16)
-                        queue, drops = int(fields[4].split(":")[1], 16), int(fields[12])
-                        old_queue, old_drops = sockets.get(port, (0, 0))
-                        sockets[port] = (old_queue + queue, old_drops + drops)
+                        rows.append((int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16),
+                                     int(fields[4].split(":")[1], 16), int(fields[12])))
         except FileNotFoundError:
             pass
+    return rows
+
+
+def udp_sockets(pid):
+    """{local port: (receive queue bytes, drops)} for every UDP socket process `pid` holds.
+
+    The kernel's tables say whether a socket's datagrams have all been read (queue 0) and
+    whether any were lost for want of buffer space (drops), without asking the process.
+    """
+    sockets = {}
+    for port, _, queue, drops in _udp_table(pid):
+        old_queue, old_drops = sockets.get(port, (0, 0))
+        sockets[port] = (old_queue + queue, old_drops + drops)
     return sockets
+
+
+def udp_peers(pid):
+    """{local port: remote port} for every connected UDP socket process `pid` holds."""
+    return {port: remote for port, remote, _, _ in _udp_table(pid) if remote}
+
+
+def udp_no_ports():
+    """The kernel's count of UDP datagrams that no socket would take (Udp NoPorts in /proc/net/snmp):
+    among them those from any other source than the peer of the connected socket they were sent to."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    return int(rows[1][rows[0].index("NoPorts")])
 
 
 # ---------------------------------------------------------------------------------------------

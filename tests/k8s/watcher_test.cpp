@@ -1,150 +1,30 @@
 // The real Watcher on a libuv loop against tests/k8s/fake_apiserver.py over HTTPS: first list,
 // watch events, resuming after a dropped connection, relisting on 410, token rotation, and stop.
-#include <curl/curl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <uv.h>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <csignal>
-#include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "dns_probe.hpp"
+#include "fake_apiserver.hpp"
 #include "k8s/endpoint_table.hpp"
 #include "k8s/watcher.hpp"
-
-extern char** environ;
 
 namespace readyns::k8s {
 namespace {
 
 using nlohmann::json;
+using readyns::testing::FakeApi;
+using readyns::testing::write_file;
 using testing::ask;
 
 const std::string kHl0 = "hl0.ns0.svc.cluster.local";
-
-std::string env_or(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value && *value ? value : fallback;
-}
-
-// A temporary directory holding the CA, the server's certificate and the token file.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    char pattern[] = "/tmp/readyns-k8s-XXXXXX";
-    REQUIRE(mkdtemp(pattern));
-    path = pattern;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const char* name) const { return (path / name).string(); }
-};
-
-void write_file(const std::string& path, const std::string& text) {
-  std::string temp = path + ".new";
-  std::ofstream(temp) << text;
-  std::filesystem::rename(temp, path);  // whole or not at all, as the kubelet swaps tokens
-}
-
-// A CA and a certificate for 127.0.0.1 signed by it, made with the openssl CLI.
-void make_certificates(const TempDir& dir) {
-  std::string d = dir.path.string();
-  std::string openssl = env_or("OPENSSL", "openssl");
-  std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-  std::string script =
-      "set -e; cd '" + d + "'; " + openssl + " req -x509" + key +
-      " -keyout ca.key -out ca.crt -days 1 -subj /CN=readyns-test-ca; " + openssl + " req" + key +
-      " -keyout server.key -out server.csr -subj /CN=127.0.0.1; "
-      "printf 'subjectAltName=IP:127.0.0.1\\n' > san.cnf; " +
-      openssl +
-      " x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt"
-      " -days 1 -extfile san.cnf";
-  std::string command = "(" + script + ") >'" + d + "/openssl.log' 2>&1";
-  REQUIRE(std::system(command.c_str()) == 0);
-}
-
-size_t append_to_string(char* data, size_t size, size_t count, void* out) {
-  static_cast<std::string*>(out)->append(data, size * count);
-  return size * count;
-}
-
-// The fake API server process and its control port.
-class FakeApi {
- public:
-  explicit FakeApi(const TempDir& dir) {
-    std::string python = env_or("PYTHON", "/usr/bin/python3");
-    std::string script = env_or("FAKE_APISERVER", "tests/k8s/fake_apiserver.py");
-    std::string cert = dir.file("server.crt"), key = dir.file("server.key");
-    int out[2];
-    REQUIRE(pipe(out) == 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    std::vector<std::string> args = {python,  script, "--cert",  cert,
-                                     "--key", key,    "--token", "token-1"};
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    int spawned = posix_spawn(&pid_, python.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    REQUIRE(spawned == 0);
-    FILE* lines = fdopen(out[0], "r");
-    char line[128] = {};
-    bool ready = fgets(line, sizeof line, lines) != nullptr &&
-                 std::sscanf(line, "READY %d %d", &api_port_, &control_port_) == 2;
-    fclose(lines);
-    if (!ready) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-      FAIL("the fake API server did not start: " << line);
-    }
-  }
-
-  ~FakeApi() {
-    call("POST", "/shutdown");
-    int status = 0;
-    waitpid(pid_, &status, 0);
-  }
-
-  std::string url() const { return "https://127.0.0.1:" + std::to_string(api_port_); }
-
-  json call(const char* method, const std::string& path, const json& body = json::object()) {
-    CURL* easy = curl_easy_init();
-    std::string url = "http://127.0.0.1:" + std::to_string(control_port_) + path;
-    std::string sent = body.dump(), received;
-    curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
-    if (std::string(method) == "POST") curl_easy_setopt(easy, CURLOPT_POSTFIELDS, sent.c_str());
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &append_to_string);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &received);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 5000L);
-    CURLcode result = curl_easy_perform(easy);
-    curl_easy_cleanup(easy);
-    if (result != CURLE_OK) return json::object();
-    return json::parse(received, nullptr, false);
-  }
-
-  json state() { return call("GET", "/state"); }
-  int counter(const char* name) { return state().value(name, -1); }
-  int push(const std::string& type, const json& object, bool silent = false) {
-    return call("POST", "/event", {{"type", type}, {"object", object}, {"silent", silent}})
-        .value("version", -1);
-  }
-
- private:
-  pid_t pid_ = -1;
-  int api_port_ = 0, control_port_ = 0;
-};
 
 json slice(const std::string& name, const std::string& ns, const std::string& service,
            std::vector<std::pair<std::string, bool>> addresses_ready) {
@@ -207,11 +87,11 @@ class Loop {
   uv_timer_t tick_;
 };
 
-WatcherSettings settings_for(const FakeApi& api, const TempDir& dir) {
+WatcherSettings settings_for(const FakeApi& api) {
   return {.mode = Mode::kOn,
           .api_url = api.url(),
-          .token_file = dir.file("token"),
-          .ca_file = dir.file("ca.crt"),
+          .token_file = api.token_file(),
+          .ca_file = api.ca_file(),
           .namespaces = {},
           .backoff_initial_ms = 50,
           .backoff_max_ms = 400,
@@ -226,10 +106,7 @@ void stop(Loop& loop, Watcher& watcher) {
 }
 
 TEST_CASE("the watcher lists, watches, resumes, relists and follows the token", "[k8s][watcher]") {
-  TempDir dir;
-  make_certificates(dir);
-  write_file(dir.file("token"), "token-1\n");
-  FakeApi api(dir);
+  FakeApi api;
   api.push("ADDED", slice("hl0-a", "ns0", "hl0", {{"10.244.1.2", true}}));
   api.push("ADDED", slice("hl0-b", "ns0", "hl0", {{"10.244.1.3", true}}));
   api.push("ADDED", slice("hl1-a", "ns1", "hl1", {{"10.244.2.2", true}}));
@@ -240,7 +117,7 @@ TEST_CASE("the watcher lists, watches, resumes, relists and follows the token", 
   table.set_on_change([&](std::span<const uint8_t> name) {
     changes.emplace_back(reinterpret_cast<const char*>(name.data()), name.size());
   });
-  Watcher watcher(loop.get(), settings_for(api, dir), table);
+  Watcher watcher(loop.get(), settings_for(api), table);
   REQUIRE(watcher.start());
 
   // The first list, in three pages.
@@ -289,7 +166,7 @@ TEST_CASE("the watcher lists, watches, resumes, relists and follows the token", 
   REQUIRE(loop.run_until([&] { return api.counter("open_watches") == 1; }));
 
   // The token file is rotated before the server switches: the next connection just uses it.
-  write_file(dir.file("token"), "token-2\n");
+  write_file(api.token_file(), "token-2\n");
   api.call("POST", "/token", {{"token", "token-2"}});
   api.call("POST", "/drop");
   REQUIRE(loop.run_until([&] {
@@ -303,7 +180,7 @@ TEST_CASE("the watcher lists, watches, resumes, relists and follows the token", 
   api.call("POST", "/drop");
   REQUIRE(loop.run_until([&] { return api.counter("unauthorized") >= 2; }));
   CHECK(api.counter("open_watches") == 0);
-  write_file(dir.file("token"), "token-3\n");
+  write_file(api.token_file(), "token-3\n");
   REQUIRE(loop.run_until([&] {
     json s = api.state();
     return s.value("open_watches", 0) == 1 && s.value("last_token", "") == "token-3";
@@ -315,16 +192,13 @@ TEST_CASE("the watcher lists, watches, resumes, relists and follows the token", 
 }
 
 TEST_CASE("the watcher can be kept to some namespaces", "[k8s][watcher]") {
-  TempDir dir;
-  make_certificates(dir);
-  write_file(dir.file("token"), "token-1");
-  FakeApi api(dir);
+  FakeApi api;
   api.push("ADDED", slice("hl0-a", "ns0", "hl0", {{"10.244.1.2", true}}));
   api.push("ADDED", slice("hl1-a", "ns1", "hl1", {{"10.244.2.2", true}}));
 
   Loop loop;
   EndpointTable table({.cluster_domain = "cluster.local", .ttl = 5});
-  WatcherSettings settings = settings_for(api, dir);
+  WatcherSettings settings = settings_for(api);
   settings.namespaces = {"ns0", "ns2"};
   Watcher watcher(loop.get(), settings, table);
   REQUIRE(watcher.start());

@@ -276,6 +276,22 @@ TEST_CASE("a TTL of zero is not stored", "[cache]") {
   }
 }
 
+TEST_CASE("an answer without TTL offsets is stored", "[cache]") {
+  // Fuzzing (fuzz_cache): insert() memcpy()d from the empty offsets' null data(), which UBSan
+  // reports.
+  Cache c(one_shard(10));
+  TestKey k("svc.cluster.local");
+  Answer a = answer_for(k.key, 9);
+  c.insert(k.key, 100, 30, a.wire, std::vector<uint16_t>{});
+  int calls = 0;
+  CHECK(c.find(k.key, 101, [&](const EntryView& e) {
+    ++calls;
+    CHECK(Bytes(e.wire.begin(), e.wire.end()) == a.wire);
+    CHECK(e.ttl_offsets.empty());
+  }) == Found::kFresh);
+  CHECK(calls == 1);
+}
+
 TEST_CASE("the DO bit makes a different key", "[cache]") {
   Cache c({.max_entries = 100});
   TestKey plain("svc.cluster.local", wire::kTypeA, false);

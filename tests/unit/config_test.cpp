@@ -15,6 +15,7 @@
 #include "config/file.hpp"
 #include "config/resolv_conf.hpp"
 #include "config/settings.hpp"
+#include "k8s/endpoint_table.hpp"
 
 using namespace readyns;
 using namespace readyns::config;
@@ -140,6 +141,7 @@ metrics: "[::1]:19253"
 query_log:
   enabled: yes
   sample: 100
+watch_config: true
 )";
 
 }  // namespace
@@ -181,6 +183,7 @@ TEST_CASE("config: every key is read into its option") {
   CHECK(o.metrics == "[::1]:19253");
   CHECK(o.query_log);
   CHECK(o.query_log_sample == 100);
+  CHECK(o.watch_config);
   CHECK_NOTHROW(validate(o));
 }
 
@@ -399,6 +402,8 @@ TEST_CASE("config: command line without a file") {
   // Problems found only with everything together still name the flag.
   CHECK_THROWS_WITH(effective_options(flags({"--listen", "127.0.0.1:53"})),
                     "--upstream: no upstream for the default zone '.'");
+  CHECK_THROWS_WITH(effective_options(flags({"--upstream", "192.0.2.1", "--watch-config"})),
+                    "--watch-config: there is no --config file to watch");
 }
 
 TEST_CASE("config: resolv.conf nameservers, without our own listen addresses") {
@@ -508,6 +513,16 @@ TEST_CASE("config: validate() refuses what Server cannot use, naming key and fla
   o = valid_options();
   o.cluster_domain = "";
   CHECK(validate_error(o) == "kube.cluster_domain | --cluster-domain: bad domain name ''");
+  // Fuzzing (fuzz_config): the endpoint table refused a domain validate() let through.
+  o = valid_options();
+  std::string label(63, 'a');
+  o.cluster_domain = label + "." + label + "." + label + "." + std::string(50, 'a');
+  CHECK(validate_error(o) == "valid");
+  CHECK_NOTHROW(k8s::EndpointTable({.cluster_domain = o.cluster_domain}));
+  o.cluster_domain += "a";
+  CHECK(validate_error(o) ==
+        "kube.cluster_domain | --cluster-domain: domain too long: 'hostmaster." + o.cluster_domain +
+            "' must fit in 255 bytes");
   o = valid_options();
   o.health = "";
   o.metrics = "127.0.0.1";

@@ -1,4 +1,8 @@
 // Unit tests for src/wire: query parsing, name helpers, empty answers, and upstream answers.
+
+// Without it, ldns/common.h defines bool as _Bool, which breaks libstdc++'s headers under clang.
+#include <stdbool.h>
+
 #include <ldns/ldns.h>
 
 #include <catch2/catch.hpp>
@@ -1339,6 +1343,125 @@ TEST_CASE("prepare_answer rejects a compressed question", "[wire][prepare]") {
   CHECK_FALSE(ok);
   if (ok) {
     CHECK(std::count(p.wire.begin(), p.wire.end(), 'X') == 199);  // rdata left alone
+  }
+}
+
+namespace {
+
+// The header and question of a reply to a.cluster.local A, with the given counts.
+Bytes reply_start(uint16_t an, uint16_t ns = 0, uint16_t ar = 0) {
+  Bytes m = header(0x4242, kFlagQr | kFlagRd, kFlagRa, 1, an, ns, ar);
+  add(m, wname("a.cluster.local"));
+  add16(m, kTypeA);
+  add16(m, kClassIn);
+  return m;
+}
+
+// A TTL whose bytes read as a label "b" and a pointer to the question's name: 0x0162c00c.
+constexpr uint32_t kTtlNamedB = 0x0162c00c;
+
+}  // namespace
+
+TEST_CASE("prepare_answer refuses a kept record that RDLENGTH and its fields read two ways",
+          "[wire][prepare]") {
+  // Found by fuzz_reply: an A record whose RDLENGTH covers a whole record after its address.
+  // By RDLENGTH the answer holds two a.cluster.local A records and an out-of-zone NS to drop;
+  // ldns reads the address, then the hidden record as the second answer. The rebuild mapped
+  // keep/drop onto ldns's records by index, so evil.example became a kept answer.
+  auto reply_with = [](const Bytes& first_rdata) {
+    Bytes m = reply_start(2, 1);
+    add_rr(m, {0xc0, 12}, kTypeA, 20, first_rdata);
+    add_rr(m, {0xc0, 12}, kTypeA, 20, {10, 0, 0, 2});
+    add_rr(m, wname("example"), kTypeNs, 20, wname("ns.example"));
+    return m;
+  };
+  Bytes two_ways = {10, 0, 0, 1};
+  add(two_ways, wname("evil.example"));
+  add16(two_ways, kTypeA);
+  add16(two_ways, kClassIn);
+  add32(two_ways, 20);
+  add16(two_ways, 4);
+  add(two_ways, {6, 6, 6, 6});
+  PreparedAnswer p;
+  CHECK_FALSE(prepare_answer(reply_with(two_ways), TtlPolicy{}, kZone, p));
+  // The same reply, well formed, is rebuilt without the NS.
+  REQUIRE(prepare_answer(reply_with({10, 0, 0, 1}), TtlPolicy{}, kZone, p));
+  CHECK(section_of(p.wire, 0) ==
+        std::vector<std::string>{"a.cluster.local. 1", "a.cluster.local. 1"});
+  CHECK(section_of(p.wire, 1).empty());
+}
+
+TEST_CASE("prepare_answer refuses names read through bytes it rewrites", "[wire][prepare]") {
+  // Found by fuzz_reply: a compression pointer into a TTL field reads the TTL's bytes as labels.
+  // Clamping (and, at every hit, ageing) the TTL then changes a name after it was checked.
+  PreparedAnswer p;
+  SECTION("an owner through a TTL") {
+    // b.a.cluster.local lies in the zone, so the record is kept; once its TTL is clamped to 30
+    // the same pointer reads the root, outside the zone.
+    Bytes m = reply_start(1, 1);
+    add_rr(m, {0xc0, 12}, kTypeA, kTtlNamedB, {10, 0, 0, 1});
+    size_t ttl = m.size() - 10;
+    add_rr(m, {0xc0, uint8_t(ttl)}, kTypeA, 20, {10, 0, 0, 2});
+    CHECK_FALSE(prepare_answer(m, TtlPolicy{}, kZone, p));
+  }
+  SECTION("a CNAME target through a TTL") {
+    Bytes m = reply_start(2);
+    size_t ttl = m.size() + 2 + 4;
+    add_rr(m, {0xc0, 12}, kTypeCname, kTtlNamedB, {0xc0, uint8_t(ttl)});
+    add_rr(m, wname("b.a.cluster.local"), kTypeA, 20, {10, 0, 0, 1});
+    CHECK_FALSE(prepare_answer(m, TtlPolicy{}, kZone, p));
+  }
+  SECTION("an MX exchange through a TTL") {
+    Bytes m = reply_start(1);
+    size_t ttl = m.size() + 2 + 4;
+    add_rr(m, {0xc0, 12}, 15, kTtlNamedB, {0, 10, 0xc0, uint8_t(ttl)});
+    CHECK_FALSE(prepare_answer(m, TtlPolicy{}, kZone, p));
+  }
+  SECTION("an owner through the header") {
+    // ARCOUNT's low byte reads as the root until render_answer adds the client's OPT.
+    Bytes m = reply_start(0, 1);
+    add_rr(m, {0xc0, 11}, kTypeA, 20, {10, 0, 0, 1});
+    CHECK_FALSE(prepare_answer(m, TtlPolicy{}, wname("."), p));
+  }
+  SECTION("an owner through the question's type") {
+    Bytes m = reply_start(0, 1);
+    add_rr(m, {0xc0, uint8_t(m.size() - 4)}, kTypeA, 20, {10, 0, 0, 1});
+    CHECK_FALSE(prepare_answer(m, TtlPolicy{}, wname("."), p));
+  }
+  SECTION("pointers to names in RDATA are fine") {
+    Bytes m = reply_start(1, 1, 1);
+    add_rr(m, {0xc0, 12}, kTypeA, 20, {10, 0, 0, 1});
+    add_rr(m, {0xc0, 14}, kTypeNs, 20, wname("ns.cluster.local"));
+    size_t ns_name = m.size() - wname("ns.cluster.local").size();
+    add_rr(m, {0xc0, uint8_t(ns_name)}, kTypeA, 20, {10, 96, 0, 10});
+    REQUIRE(prepare_answer(m, TtlPolicy{}, kZone, p));
+    CHECK(section_of(p.wire, 2) == std::vector<std::string>{"ns.cluster.local. 1"});
+  }
+}
+
+TEST_CASE("prepare_answer wants RDATA names to fill their RDATA", "[wire][prepare]") {
+  PreparedAnswer p;
+  for (uint16_t type : {kTypeCname, kTypeNs, kTypePtr}) {
+    INFO("type " << type);
+    Bytes m = reply_start(1);
+    Bytes rdata = wname("b.cluster.local");
+    rdata.push_back(0);
+    add_rr(m, {0xc0, 12}, type, 20, rdata);
+    CHECK_FALSE(prepare_answer(m, TtlPolicy{}, kZone, p));
+  }
+  SECTION("MX and SRV: fixed fields, then the name") {
+    Bytes mx = reply_start(1);
+    add_rr(mx, {0xc0, 12}, 15, 20, {0, 10, 0xc0, 12});
+    REQUIRE(prepare_answer(mx, TtlPolicy{}, kZone, p));
+    Bytes short_mx = reply_start(1);
+    add_rr(short_mx, {0xc0, 12}, 15, 20, {0xc0, 12});
+    CHECK_FALSE(prepare_answer(short_mx, TtlPolicy{}, kZone, p));
+    Bytes srv = reply_start(1);
+    add_rr(srv, {0xc0, 12}, kTypeSrv, 20, {0, 0, 0, 10, 0, 53, 0xc0, 12});
+    REQUIRE(prepare_answer(srv, TtlPolicy{}, kZone, p));
+    Bytes short_srv = reply_start(1);
+    add_rr(short_srv, {0xc0, 12}, kTypeSrv, 20, {0, 0, 0, 53, 0xc0, 12});
+    CHECK_FALSE(prepare_answer(short_srv, TtlPolicy{}, kZone, p));
   }
 }
 
