@@ -426,9 +426,10 @@ std::string upstream_problem(std::string_view text) {
   return address_problem(text, 53);
 }
 
-void validate(const Options& o) {
+void validate(const Options& o, bool listeners_required) {
   for (const Setting& s : settings()) s.check(o);
-  if (o.listen.empty()) throw InvalidSetting("listen", "--listen", "no listen address given");
+  if (listeners_required && o.listen.empty())
+    throw InvalidSetting("listen", "--listen", "no listen address given");
   if (o.max_ttl < o.min_ttl) {
     throw InvalidSetting(
         "cache.max_ttl", "--max-ttl",

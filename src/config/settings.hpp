@@ -63,9 +63,10 @@ const Setting* setting_by_key(std::string_view key);
 const Setting* setting_by_flag(std::string_view flag);
 
 // Checks `o` as a whole the way readyns::Server needs it: every number in range, every address
-// and name well-formed, a listen address and a default upstream present, TTL bounds in order,
-// no zone twice. Throws InvalidSetting naming the first problem.
-void validate(const Options& o);
+// and name well-formed, a listen address (unless not `listeners_required`: an embedded resolver
+// may answer its caller alone) and a default upstream present, TTL bounds in order, no zone
+// twice. Throws InvalidSetting naming the first problem.
+void validate(const Options& o, bool listeners_required = true);
 
 // "resolv.conf" or "resolv.conf:/path" in place of an upstream: the nameservers of that file,
 // read by expand_resolv_conf() (config/resolv_conf.hpp) before the options are used.

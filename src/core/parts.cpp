@@ -34,13 +34,7 @@ std::vector<upstream::ZoneServers> zone_servers(const Options& o) {
 
 Options checked_options(Options given, bool listeners_required) {
   config::expand_resolv_conf(given);
-  if (listeners_required || !given.listen.empty()) {
-    config::validate(given);
-  } else {
-    Options with_listener = given;  // validate() wants one, and checks the rest the same
-    with_listener.listen = {"127.0.0.1:53"};
-    config::validate(with_listener);
-  }
+  config::validate(given, listeners_required);
   return given;
 }
 
