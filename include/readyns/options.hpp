@@ -40,8 +40,16 @@ struct Options {
 
   // Client TCP (RFC 7766).
   uint32_t tcp_idle_timeout_ms = 10000;
-  unsigned tcp_max_connections = 1000;
-  unsigned tcp_max_pipelined = 100;  // unanswered queries per connection
+  unsigned tcp_max_connections = 1000;            // all clients, all worker threads
+  unsigned tcp_max_connections_per_client = 100;  // per client IP address
+  unsigned tcp_max_pipelined = 100;               // unanswered queries per connection
+
+  // Response rate limiting over UDP, per client network (/24 for IPv4, /56 for IPv6) and per
+  // worker thread: at most rrl_rate answers a second (0: off); of the answers over it, one in
+  // rrl_slip goes out empty with TC=1 (the client retries over TCP), the others are dropped
+  // (0: drop them all).
+  uint32_t rrl_rate = 0;
+  uint32_t rrl_slip = 2;
 
   // Kubernetes: headless Services answered from the EndpointSlice API (ready endpoints only).
   std::string kube = "auto";      // off | auto (when an API server is found) | on (required)

@@ -35,6 +35,8 @@ inline constexpr std::string_view kProxyNameTo[] = {"proxy_name", "to"};
 inline constexpr std::string_view kProxyNameToRcode[] = {"proxy_name", "to", "rcode"};
 inline constexpr std::string_view kVersion[] = {"version"};
 inline constexpr std::string_view kType[] = {"type"};
+inline constexpr std::string_view kReason[] = {"reason"};
+inline constexpr std::string_view kAction[] = {"action"};
 }  // namespace labels
 
 // --- plugin/metrics: every query the server answers ---
@@ -136,6 +138,22 @@ inline constexpr MetricSpec kStaleAnswersTotal{"readyns_stale_answers_total",
                                                MetricType::kCounter,
                                                "Answers served from expired cache entries.",
                                                {}};
+// reason: "id" (no query out with that ID on that socket: late, or guessed) | "source" (the
+// right ID from another address or port than the query went to: spoofed).
+inline constexpr MetricSpec kUpstreamRefusedRepliesTotal{
+    "readyns_upstream_refused_replies_total", MetricType::kCounter,
+    "UDP replies from upstream thrown away unread by the resolver.", labels::kReason};
+inline constexpr MetricSpec kTcpConnections{
+    "readyns_tcp_connections", MetricType::kGauge, "Client TCP connections open.", {}};
+// reason: "total" | "per_client": which of --tcp-max-connections{,-per-client} was reached.
+inline constexpr MetricSpec kTcpRefusedTotal{
+    "readyns_tcp_refused_total", MetricType::kCounter,
+    "Client TCP connections closed on accept because a connection limit was reached.",
+    labels::kReason};
+// action: "drop" | "slip" (sent empty with TC=1).
+inline constexpr MetricSpec kRateLimitedTotal{
+    "readyns_rate_limited_total", MetricType::kCounter,
+    "UDP answers over the client's --rrl-rate, dropped or sent truncated.", labels::kAction};
 // Value 1, labelled with the version (as coredns_build_info).
 inline constexpr MetricSpec kBuildInfo{"readyns_build_info", MetricType::kGauge,
                                        "A metric with a constant '1' value labeled by version.",

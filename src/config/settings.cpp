@@ -304,10 +304,21 @@ std::vector<Setting> make_settings() {
       number<unsigned>("tcp.max_connections", "--tcp-max-connections", "N",
                        "client TCP connections at once (default 1000)",
                        &Options::tcp_max_connections, 1, 1000000),
+      number<unsigned>("tcp.max_connections_per_client", "--tcp-max-connections-per-client", "N",
+                       "client TCP connections at once from one IP address (default 100)",
+                       &Options::tcp_max_connections_per_client, 1, 1000000),
       number<unsigned>("tcp.max_pipelined", "--tcp-max-pipelined", "N",
                        "unanswered queries per client TCP connection before it is read no "
                        "further (default 100)",
                        &Options::tcp_max_pipelined, 1, 65535),
+      number<uint32_t>("rrl.rate", "--rrl-rate", "N",
+                       "UDP answers a second per client /24 (IPv4) or /56 (IPv6) and worker "
+                       "thread; 0 for no limit (default 0)",
+                       &Options::rrl_rate, 0, 1000000),
+      number<uint32_t>("rrl.slip", "--rrl-slip", "N",
+                       "of the answers over --rrl-rate, send one in N empty with TC=1 and drop "
+                       "the rest; 0 drops them all (default 2)",
+                       &Options::rrl_slip, 0, 10),
       text("kube.mode", "--kube", "off|auto|on",
            "answer headless Services from the EndpointSlice API: auto when an API server is "
            "found, on to require it (default auto)",

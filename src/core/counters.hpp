@@ -42,6 +42,8 @@ struct Counters {
   Counter dropped;            // queries dropped: QR set, too short, over a limit
   Counter stale_answers;      // RFC 8767 answers served from expired entries
   Counter prefetches;         // refreshes started before expiry
+  Counter rrl_dropped;        // UDP answers over the client's rate limit, not sent
+  Counter rrl_slipped;        // ... sent empty with TC=1 instead
 };
 
 }  // namespace readyns::core

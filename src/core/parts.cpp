@@ -49,13 +49,18 @@ WorkerSettings worker_settings(const Options& o, upstream::ServerPool* servers) 
       .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
       .query_log = o.query_log,
       .query_log_sample = std::max<uint32_t>(1, o.query_log_sample),
+      .rrl_rate = o.rrl_rate,
+      .rrl_slip = o.rrl_slip,
   };
 }
 
 net::TcpSettings tcp_settings(const Options& o) {
-  return {.idle_timeout_ms = o.tcp_idle_timeout_ms,
-          .max_connections = o.tcp_max_connections,
-          .max_pipelined = o.tcp_max_pipelined};
+  return {.idle_timeout_ms = o.tcp_idle_timeout_ms, .max_pipelined = o.tcp_max_pipelined};
+}
+
+std::unique_ptr<net::ConnectionLimits> connection_limits(const Options& o) {
+  return std::make_unique<net::ConnectionLimits>(o.tcp_max_connections,
+                                                 o.tcp_max_connections_per_client);
 }
 
 ListenSockets bind_listeners(const Options& o) {

@@ -2,6 +2,7 @@
 // the daemon's Server and the embedded Resolver so that both read an option the same way.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "k8s/endpoint_table.hpp"
 #include "k8s/settings.hpp"
 #include "net/address.hpp"
+#include "net/connection_limits.hpp"
 #include "net/listeners.hpp"
 #include "readyns/options.hpp"
 
@@ -22,6 +24,8 @@ Options checked_options(Options given, bool listeners_required);
 // The rest take options that checked_options() returned, so they do not fail.
 WorkerSettings worker_settings(const Options& o, upstream::ServerPool* servers);
 net::TcpSettings tcp_settings(const Options& o);
+// The client TCP connection caps, one for every worker's listeners (which it must outlive).
+std::unique_ptr<net::ConnectionLimits> connection_limits(const Options& o);
 
 // A UDP and a TCP socket bound on each listen address (SO_REUSEPORT: each worker binds its
 // own). Throws std::runtime_error naming the address that failed, with none left open.

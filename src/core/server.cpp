@@ -68,8 +68,9 @@ struct Server::Impl {
   upstream::ServerPool servers;
   std::unique_ptr<k8s::EndpointTable> table;
   std::unique_ptr<core::TableAnswerer> local;
-  std::unique_ptr<k8s::Watcher> watcher;   // on the first worker's loop
-  std::atomic<uint64_t> invalidations{0};  // Services whose cached answers were erased
+  std::unique_ptr<k8s::Watcher> watcher;               // on the first worker's loop
+  std::atomic<uint64_t> invalidations{0};              // Services whose cached answers were erased
+  std::unique_ptr<net::ConnectionLimits> connections;  // every worker's client TCP
   std::vector<std::unique_ptr<Thread>> threads;
 
   // /health, /ready and /metrics on a loop and thread of their own, off the query path.
@@ -87,6 +88,7 @@ struct Server::Impl {
       spdlog::stderr_logger_mt("query")->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%f%z",%v})");
     }
     net::TcpSettings tcp = core::tcp_settings(o);
+    connections = core::connection_limits(o);
     cache = std::make_unique<cache::Cache>(
         cache::Settings{.max_entries = o.cache_size, .stale_max = o.stale_max});
     if (core::kube_mode(o) != k8s::Mode::kOff) {
@@ -108,7 +110,7 @@ struct Server::Impl {
       t->worker = std::make_unique<core::Worker>(&t->loop, settings, *cache, mesh, *t->transport,
                                                  local.get());
       core::ListenSockets sockets = core::bind_listeners(o);
-      t->worker->add_listeners(sockets.udp, sockets.tcp, tcp);
+      t->worker->add_listeners(sockets.udp, sockets.tcp, tcp, *connections);
       uv_async_init(&t->loop, &t->reconfigure_async, [](uv_async_t* a) {
         Thread& th = *static_cast<Thread*>(a->data);
         std::optional<core::WorkerSettings> s;
@@ -220,6 +222,7 @@ struct Server::Impl {
     namespace cd = admin::coredns;
     using core::Counters;
     uint64_t hits = 0, misses = 0, coalesced = 0, stale = 0;
+    uint64_t rrl_dropped = 0, rrl_slipped = 0, unknown_id = 0, wrong_source = 0;
     uint64_t rcodes[16] = {};
     std::array<uint64_t, Counters::kRequestSeries> requests{};
     std::vector<admin::HistogramSnapshot> durations(Counters::kTypes);
@@ -231,6 +234,10 @@ struct Server::Impl {
       misses += c.cache_misses.get();
       coalesced += c.coalesced.get();
       stale += c.stale_answers.get();
+      rrl_dropped += c.rrl_dropped.get();
+      rrl_slipped += c.rrl_slipped.get();
+      unknown_id += t->transport->replies_with_unknown_id();
+      wrong_source += t->transport->replies_from_wrong_source();
       for (int r = 0; r < 16; ++r) rcodes[r] += c.responses_by_rcode[r].get();
     }
     std::string server = cd::server_label(*net::parse_address(options.listen.front(), 53));
@@ -282,6 +289,17 @@ struct Server::Impl {
     w.sample(coalesced);
     w.begin(cd::kStaleAnswersTotal);
     w.sample(stale);
+    w.begin(cd::kUpstreamRefusedRepliesTotal);
+    w.sample({"id"}, unknown_id);
+    w.sample({"source"}, wrong_source);
+    w.begin(cd::kTcpConnections);
+    w.sample(connections->open());
+    w.begin(cd::kTcpRefusedTotal);
+    w.sample({"total"}, connections->refused_over_total());
+    w.sample({"per_client"}, connections->refused_over_client());
+    w.begin(cd::kRateLimitedTotal);
+    w.sample({"drop"}, rrl_dropped);
+    w.sample({"slip"}, rrl_slipped);
     return w.take();
   }
 
@@ -407,6 +425,12 @@ void Server::reload(const Options& given) {
   if (options.threads != old.threads) ignored("threads");
   if (options.cache_size != old.cache_size || options.stale_max != old.stale_max) ignored("cache");
   if (options.watch_config != old.watch_config) ignored("watch_config");
+  if (options.tcp_idle_timeout_ms != old.tcp_idle_timeout_ms ||
+      options.tcp_max_connections != old.tcp_max_connections ||
+      options.tcp_max_connections_per_client != old.tcp_max_connections_per_client ||
+      options.tcp_max_pipelined != old.tcp_max_pipelined) {
+    ignored("tcp");
+  }
   if (options.kube != old.kube || options.kube_api != old.kube_api ||
       options.kube_namespaces != old.kube_namespaces ||
       options.cluster_domain != old.cluster_domain) {

@@ -89,6 +89,7 @@ Worker::Worker(uv_loop_t* loop, WorkerSettings settings, cache::Cache& cache, Me
       forwarder_(std::make_unique<upstream::Forwarder>(settings_.forwarder, settings_.zones,
                                                        *settings_.servers, transport)),
       local_(local),
+      rrl_(settings_.rrl_rate, settings_.rrl_slip),
       out_(wire::kMaxMessageSize),
       stale_timer_(new uv_timer_t),
       mailbox_async_(new uv_async_t) {
@@ -109,6 +110,9 @@ void Worker::reconfigure(WorkerSettings settings) {
   retired_forwarders_.push_back(std::move(forwarder_));
   forwarder_ = std::make_unique<upstream::Forwarder>(settings.forwarder, settings.zones,
                                                      *settings.servers, transport_);
+  if (settings.rrl_rate != settings_.rrl_rate || settings.rrl_slip != settings_.rrl_slip) {
+    rrl_ = RateLimiter(settings.rrl_rate, settings.rrl_slip);
+  }
   settings_ = std::move(settings);
 }
 
@@ -123,9 +127,11 @@ void Worker::close() {
 }
 
 void Worker::add_listeners(const std::vector<int>& udp_fds, const std::vector<int>& tcp_fds,
-                           net::TcpSettings tcp) {
+                           net::TcpSettings tcp, net::ConnectionLimits& limits) {
   for (int fd : udp_fds) udp_.push_back(std::make_unique<net::UdpListener>(loop_, fd, *this));
-  for (int fd : tcp_fds) tcp_.push_back(std::make_unique<net::TcpListener>(loop_, fd, *this, tcp));
+  for (int fd : tcp_fds) {
+    tcp_.push_back(std::make_unique<net::TcpListener>(loop_, fd, *this, tcp, limits));
+  }
 }
 
 void Worker::close_listeners() {
@@ -133,8 +139,23 @@ void Worker::close_listeners() {
   for (auto& l : tcp_) l->close();
 }
 
-void Worker::respond(const net::ReplyTo& to, std::span<const uint8_t> answer, size_t type,
-                     uint64_t asked_ns) {
+void Worker::respond(const wire::Query& q, const net::ReplyTo& to, std::span<const uint8_t> answer,
+                     size_t type, uint64_t asked_ns) {
+  uint8_t slip[wire::kHeaderSize + wire::kMaxNameLength + 4 + wire::kOptRecordSize];
+  if (to.udp) {
+    switch (rrl_.check(to.peer, transport_.now_ms())) {
+      case RateLimiter::Verdict::kSend:
+        break;
+      case RateLimiter::Verdict::kDrop:
+        return counters_.rrl_dropped.add();
+      case RateLimiter::Verdict::kSlip:
+        // Its own buffer: `answer` may live in out_.
+        answer = {slip, wire::build_empty_answer(q, wire::kNoError, slip)};
+        slip[2] |= wire::kFlagTc;
+        counters_.rrl_slipped.add();
+        break;
+    }
+  }
   // Counted and timed before the answer leaves, so a client that has it sees it in /metrics.
   counters_.responses_by_rcode[wire::rcode_of(answer.data())].add();
   if (to.udp && in_batch_ && asked_ns == batch_started_ns_ && to.udp->holds(answer.size())) {
@@ -154,7 +175,7 @@ void Worker::respond(const net::ReplyTo& to, std::span<const uint8_t> answer, si
 void Worker::respond_empty(const wire::Query& q, uint64_t asked_ns, const net::ReplyTo& to,
                            uint16_t rcode) {
   size_t len = wire::build_empty_answer(q, rcode, out_);
-  respond(to, {out_.data(), len}, admin::coredns::qtype_index(q.question.qtype), asked_ns);
+  respond(q, to, {out_.data(), len}, admin::coredns::qtype_index(q.question.qtype), asked_ns);
 }
 
 void Worker::begin_batch() {
@@ -212,7 +233,7 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
   if (local_) {
     if (size_t len = local_->answer(q, out_, limit)) {
       if (settings_.query_log) log_query(q, to, "endpoints");
-      return respond(to, {out_.data(), len}, type, asked_ns);
+      return respond(q, to, {out_.data(), len}, type, asked_ns);
     }
   }
 
@@ -227,7 +248,7 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
   if (found == cache::Found::kFresh && len) {
     counters_.cache_hits.add();
     if (settings_.query_log) log_query(q, to, "cache");
-    respond(to, {out_.data(), len}, type, asked_ns);
+    respond(q, to, {out_.data(), len}, type, asked_ns);
     if (refresh && prefetches_ < settings_.max_prefetches) {
       std::string mesh_key(reinterpret_cast<const char*>(key.question), key.len);
       mesh_key.push_back(key.do_bit ? '1' : '0');
@@ -317,7 +338,7 @@ void Worker::answer_waiters(Miss& miss, const Outcome& outcome) {
     size_t limit = to.sink ? wire::kMaxMessageSize : w.query.udp_limit();
     size_t len =
         wire::render_answer(outcome->wire, outcome->ttl_offsets, 0, 0, w.query, limit, out_);
-    respond(to, {out_.data(), len}, admin::coredns::qtype_index(w.query.question.qtype),
+    respond(w.query, to, {out_.data(), len}, admin::coredns::qtype_index(w.query.question.qtype),
             w.asked_ns);
   }
   if (stale_waiters_ == 0 && !closed_) uv_timer_stop(stale_timer_);
@@ -333,7 +354,8 @@ bool Worker::answer_stale(const Miss& miss, const Waiter& w) {
   });
   if (len == 0) return false;
   counters_.stale_answers.add();
-  respond(to, {out_.data(), len}, admin::coredns::qtype_index(w.query.question.qtype), w.asked_ns);
+  respond(w.query, to, {out_.data(), len}, admin::coredns::qtype_index(w.query.question.qtype),
+          w.asked_ns);
   return true;
 }
 

@@ -15,6 +15,7 @@
 #include "cache/cache.hpp"
 #include "core/counters.hpp"
 #include "core/mesh.hpp"
+#include "core/rate_limit.hpp"
 #include "net/listeners.hpp"
 #include "upstream/forwarder.hpp"
 #include "wire/answer.hpp"
@@ -46,6 +47,9 @@ struct WorkerSettings {
   // One JSON line per query (client, name, type, how it was answered) for one query in N.
   bool query_log = false;
   uint32_t query_log_sample = 1;
+  // Response rate limiting over UDP (core/rate_limit.hpp); rate 0 turns it off.
+  uint32_t rrl_rate = 0;
+  uint32_t rrl_slip = 2;
 };
 
 class Worker final : public net::QueryHandler, private Mesh::Member {
@@ -56,9 +60,10 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   // Leaves the mesh and closes the worker's own handles; the loop must run afterwards.
   void close();
 
-  // Serves queries arriving on these bound sockets.
+  // Serves queries arriving on these bound sockets; `limits` (shared with the other workers)
+  // must outlive the listeners.
   void add_listeners(const std::vector<int>& udp_fds, const std::vector<int>& tcp_fds,
-                     net::TcpSettings tcp);
+                     net::TcpSettings tcp, net::ConnectionLimits& limits);
   // Stops accepting queries; answers to queries in flight still go out.
   void close_listeners();
   size_t in_flight() const { return in_flight_.size(); }
@@ -76,10 +81,10 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   struct Waiter;
   struct Miss;
   void handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to);
-  // Sends the answer to a query of `type` (admin::coredns::qtype_index) read at `asked_ns`, and
-  // counts and times it.
-  void respond(const net::ReplyTo& to, std::span<const uint8_t> answer, size_t type,
-               uint64_t asked_ns);
+  // Sends the answer to `q`, of `type` (admin::coredns::qtype_index) and read at `asked_ns`, and
+  // counts and times it; over UDP, unless the client's rate limit drops it or slips it (TC=1).
+  void respond(const wire::Query& q, const net::ReplyTo& to, std::span<const uint8_t> answer,
+               size_t type, uint64_t asked_ns);
   void respond_empty(const wire::Query& q, uint64_t asked_ns, const net::ReplyTo& to,
                      uint16_t rcode);
   // Starts a miss for `key` (leading it or following another worker's flight).
@@ -102,6 +107,7 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   std::unique_ptr<upstream::Forwarder> forwarder_;
   std::vector<std::unique_ptr<upstream::Forwarder>> retired_forwarders_;  // one per reload
   const LocalAnswerer* local_;
+  RateLimiter rrl_;
   std::vector<std::unique_ptr<net::UdpListener>> udp_;
   std::vector<std::unique_ptr<net::TcpListener>> tcp_;
   std::unordered_map<std::string, Miss*> in_flight_;  // the mesh: one upstream query per key

@@ -287,7 +287,10 @@ Engine::Engine(uv_loop_t* loop, const Options& options, ClosedFlag closed)
       loop_, net::UvTransportSettings{.tcp_idle_timeout_ms = o.tcp_idle_timeout_ms});
   worker_ = std::make_unique<core::Worker>(loop_, std::move(p.worker), *cache_, mesh_, *transport_,
                                            local_.get());
-  if (!p.sockets.udp.empty()) worker_->add_listeners(p.sockets.udp, p.sockets.tcp, p.tcp);
+  connections_ = core::connection_limits(o);
+  if (!p.sockets.udp.empty()) {
+    worker_->add_listeners(p.sockets.udp, p.sockets.tcp, p.tcp, *connections_);
+  }
 
   tasks_async_ = new uv_async_t;
   uv_async_init(loop_, tasks_async_, [](uv_async_t* a) { static_cast<Engine*>(a->data)->drain(); });

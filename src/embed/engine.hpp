@@ -86,6 +86,7 @@ class Engine {
   upstream::ServerPool servers_;
   std::unique_ptr<k8s::EndpointTable> table_;
   std::unique_ptr<core::TableAnswerer> local_;
+  std::unique_ptr<net::ConnectionLimits> connections_;  // outlives the worker's listeners
   std::unique_ptr<net::UvTransport> transport_;
   std::unique_ptr<core::Worker> worker_;
   std::unique_ptr<k8s::Watcher> watcher_;

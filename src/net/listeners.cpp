@@ -138,8 +138,9 @@ void UdpListener::close() {
   ::close(fd_);  // uv_poll_t does not own the socket
 }
 
-TcpListener::TcpListener(uv_loop_t* loop, int fd, QueryHandler& handler, TcpSettings settings)
-    : loop_(loop), handle_(new uv_tcp_t), handler_(handler), settings_(settings) {
+TcpListener::TcpListener(uv_loop_t* loop, int fd, QueryHandler& handler, TcpSettings settings,
+                         ConnectionLimits& limits)
+    : loop_(loop), handle_(new uv_tcp_t), handler_(handler), settings_(settings), limits_(limits) {
   uv_tcp_init(loop, handle_);
   handle_->data = this;
   uv_tcp_open(handle_, fd);
@@ -150,11 +151,17 @@ void TcpListener::on_connection(uv_stream_t* server, int status) {
   auto* self = static_cast<TcpListener*>(server->data);
   if (status < 0 || !self) return;
   auto* session = new TcpSession(*self, self->loop_);
+  int peer_len = sizeof session->peer_;
   if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&session->stream_)) != 0 ||
-      self->sessions_.size() >= self->settings_.max_connections) {
-    session->close();  // over the limit: new connections are refused, existing ones served
-    return;
+      uv_tcp_getpeername(&session->stream_, reinterpret_cast<sockaddr*>(&session->peer_),
+                         &peer_len) != 0) {
+    return session->close();
   }
+  session->client_ = ClientAddress::of(reinterpret_cast<const sockaddr*>(&session->peer_));
+  if (self->limits_.admit(session->client_) != ConnectionLimits::Admit::kOk) {
+    return session->close();  // over a limit: new connections are refused, existing ones served
+  }
+  session->counted_ = true;
   self->sessions_.push_back(session);
   session->start();
 }
@@ -172,9 +179,7 @@ TcpSession::TcpSession(TcpListener& listener, uv_loop_t* loop) : listener_(&list
   stream_.data = idle_.data = this;
 }
 
-void TcpSession::start() {
-  int len = sizeof peer_;
-  uv_tcp_getpeername(&stream_, reinterpret_cast<sockaddr*>(&peer_), &len);
+void TcpSession::start() {  // peer_ is set: the listener asked for it to count the client
   uv_tcp_nodelay(&stream_, 1);
   reading_ = true;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&stream_), alloc_read_buffer, on_read);
@@ -253,6 +258,7 @@ void TcpSession::answered() {
 void TcpSession::close() {
   if (closing_) return;
   closing_ = true;
+  if (counted_) listener_->limits_.release(client_);
   auto& sessions = listener_->sessions_;
   sessions.erase(std::remove(sessions.begin(), sessions.end(), this), sessions.end());
   auto on_closed = [](uv_handle_t* h) {

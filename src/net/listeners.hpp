@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "net/address.hpp"
+#include "net/connection_limits.hpp"
 
 namespace readyns::net {
 
@@ -55,10 +56,10 @@ class QueryHandler {
   ~QueryHandler() = default;
 };
 
+// How many connections there may be is the shared ConnectionLimits' business.
 struct TcpSettings {
   uint32_t idle_timeout_ms = 10000;  // no complete query for this long: close (RFC 7766 6.2.3)
-  unsigned max_connections = 1000;
-  unsigned max_pipelined = 100;  // unanswered queries; beyond, stop reading the connection
+  unsigned max_pipelined = 100;      // unanswered queries; beyond, stop reading the connection
 };
 
 // Binds a socket with SO_REUSEPORT so each worker can own one on the same address.
@@ -96,7 +97,8 @@ class UdpListener {
 
 class TcpListener {
  public:
-  TcpListener(uv_loop_t* loop, int fd, QueryHandler& handler, TcpSettings settings);
+  TcpListener(uv_loop_t* loop, int fd, QueryHandler& handler, TcpSettings settings,
+              ConnectionLimits& limits);
   void close();  // stops accepting and closes every session
   size_t sessions() const { return sessions_.size(); }
 
@@ -107,6 +109,7 @@ class TcpListener {
   uv_tcp_t* handle_;
   QueryHandler& handler_;
   TcpSettings settings_;
+  ConnectionLimits& limits_;
   std::vector<TcpSession*> sessions_;
 };
 
@@ -134,6 +137,8 @@ class TcpSession final : public AnswerSink {
   uv_tcp_t stream_;
   uv_timer_t idle_;
   std::vector<uint8_t> inbox_;
+  ClientAddress client_;
+  bool counted_ = false;      // admitted by the listener's ConnectionLimits
   unsigned outstanding_ = 0;  // queries read but not yet answered
   unsigned refs_ = 1;         // the connection itself, plus every waiting answer
   int open_handles_ = 2;

@@ -256,10 +256,13 @@ void UvTransport::on_udp_readable(UdpSocket* s) {
   if (n < ssize_t(wire::kHeaderSize) || self->closed_) return;
   const uint8_t* bytes = self->recv_buffer_.get();
   auto it = s->pending.find(wire::get16(bytes));
-  if (it == s->pending.end()) return;  // late, or a guess at our ID
+  if (it == s->pending.end()) {
+    self->unknown_id_.fetch_add(1, std::memory_order_relaxed);  // late, or a guess at our ID
+    return;
+  }
   uint32_t index = it->second;
   if (!same_endpoint(self->slots_[index].server, reinterpret_cast<const sockaddr*>(&from))) {
-    ++self->wrong_source_;  // right ID from the wrong host: a spoofing attempt
+    self->wrong_source_.fetch_add(1, std::memory_order_relaxed);  // a spoofing attempt
     return;
   }
   self->deliver(index, {bytes, size_t(n)});

@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
@@ -32,7 +33,13 @@ class UvTransport final : public upstream::Transport {
   // afterwards for the handles to finish closing.
   void close();
 
-  uint64_t replies_from_wrong_source() const { return wrong_source_; }
+  // UDP replies refused: no query out with that ID on the socket they reached (late, or a
+  // guess), or the right ID from the wrong address or port (spoofing; the sockets are connected,
+  // so the kernel drops those first, and this is a second check). Read from any thread.
+  uint64_t replies_with_unknown_id() const { return unknown_id_.load(std::memory_order_relaxed); }
+  uint64_t replies_from_wrong_source() const {
+    return wrong_source_.load(std::memory_order_relaxed);
+  }
 
  private:
   struct UdpSocket;
@@ -80,7 +87,7 @@ class UvTransport final : public upstream::Transport {
   std::vector<UdpSocket*> udp_all_;  // also those retiring until their replies are in
   std::vector<TcpConnection*> tcp_;
   std::unique_ptr<uint8_t[]> recv_buffer_;
-  uint64_t wrong_source_ = 0;
+  std::atomic<uint64_t> unknown_id_{0}, wrong_source_{0};
   bool closed_ = false;
 };
 

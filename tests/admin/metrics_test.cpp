@@ -237,6 +237,10 @@ TEST_CASE("every CoreDNS and readyns family is valid and distinct") {
       &coredns::kInvalidationsTotal,
       &coredns::kCoalescedTotal,
       &coredns::kStaleAnswersTotal,
+      &coredns::kUpstreamRefusedRepliesTotal,
+      &coredns::kTcpConnections,
+      &coredns::kTcpRefusedTotal,
+      &coredns::kRateLimitedTotal,
       &coredns::kBuildInfo,
   };
   TextWriter w;

@@ -4,6 +4,8 @@
     ok                    answer from the zone table (sample zones unless others are given)
     drop                  read queries, never answer
     delay:MS              answer correctly after MS milliseconds
+    hold                  answer correctly only when release() is called: a miss stays open for
+                          as long as a test needs, with no clock involved
     servfail              answer SERVFAIL
     tc                    UDP: TC=1 and no records; TCP: the full answer
     wrong-id              only a forged answer whose ID differs from the query's
@@ -51,7 +53,7 @@ import harness  # noqa: E402
 
 FORGED_A = "203.0.113.66"
 FORGE_GAP = 0.05
-MODES = ("ok", "drop", "delay:", "servfail", "tc", "wrong-id", "wrong-question", "garbage",
+MODES = ("ok", "drop", "delay:", "hold", "servfail", "tc", "wrong-id", "wrong-question", "garbage",
          "tcp-close-mid-answer", "forge-first:id", "forge-first:question", "forge-first:port")
 
 
@@ -75,6 +77,7 @@ class FaultUpstream:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = []
+        self._held = []  # answers waiting for release(), as callables that send them
         self.on_query = None
         self.udp, self.tcp = self._bind(port)
         self.port = self.udp.getsockname()[1]
@@ -153,6 +156,18 @@ class FaultUpstream:
     def reset(self):
         with self._lock:
             self._seen.clear()
+
+    def release(self):
+        """Sends the answers that mode `hold` kept back; returns how many."""
+        with self._lock:
+            held, self._held = self._held, []
+        for send in held:
+            send()
+        return len(held)
+
+    def _hold(self, send):
+        with self._lock:
+            self._held.append(send)
 
     def _record(self, transport, src_port, query):
         q = query.question[0]
@@ -290,6 +305,8 @@ class FaultUpstream:
             send(self.render(self.answer(query), limit))
         elif mode.startswith("delay:"):
             threading.Timer(int(mode[6:]) / 1000, lambda: send(self.render(self.answer(query), limit))).start()
+        elif mode == "hold":
+            self._hold(lambda: send(self.render(self.answer(query), limit)))
         elif mode == "servfail":
             send(self._servfail(query))
         elif mode in ("tc", "tcp-close-mid-answer"):
@@ -374,6 +391,8 @@ class FaultUpstream:
             send(self.answer(query).to_wire())
         elif mode.startswith("delay:"):
             threading.Timer(int(mode[6:]) / 1000, lambda: send(self.answer(query).to_wire())).start()
+        elif mode == "hold":
+            self._hold(lambda: send(self.answer(query).to_wire()))
         elif mode == "servfail":
             send(self._servfail(query))
         elif mode in ("wrong-id", "wrong-question"):

@@ -13,6 +13,8 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import dns.flags
@@ -240,6 +242,89 @@ def tcp_accepts(port):
         return False
 
 
+def http_get(port, path):
+    """(status, body) of GET http://HOST:port/path."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=3) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def samples(text, name):
+    """Every sample of `name` in a Prometheus text exposition, as (labels dict, value)."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            head, value = line.rsplit(" ", 1)
+            labels = dict(part.split("=", 1) for part in head[len(name) + 1:-1].split(",")) if "{" in head else {}
+            out.append(({k: v.strip('"') for k, v in labels.items()}, float(value)))
+    return out
+
+
+def metric(text, name, absent=None, **labels):
+    """The value of the first sample `name` that has these labels (and maybe others); `absent` if
+    there is none and it is given (readyns leaves out an rcode's counter until it counts)."""
+    for have, value in samples(text, name):
+        if all(have.get(k) == str(v) for k, v in labels.items()):
+            return value
+    if absent is not None:
+        return absent
+    raise AssertionError(f"no {name} {labels} in\n{text}")
+
+
+def _udp_table(pid):
+    """(local port, remote port or 0, receive queue bytes, drops) for every UDP socket `pid` holds."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    rows = []
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    # sl local remote st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+                    fields = line.split()
+                    if fields[9] in inodes:
+                        rows.append((int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16),
+                                     int(fields[4].split(":")[1], 16), int(fields[12])))
+        except FileNotFoundError:
+            pass
+    return rows
+
+
+def udp_sockets(pid):
+    """{local port: (receive queue bytes, drops)} for every UDP socket process `pid` holds.
+
+    The kernel's tables say whether a socket's datagrams have all been read (queue 0) and
+    whether any were lost for want of buffer space (drops), without asking the process.
+    """
+    sockets = {}
+    for port, _, queue, drops in _udp_table(pid):
+        old_queue, old_drops = sockets.get(port, (0, 0))
+        sockets[port] = (old_queue + queue, old_drops + drops)
+    return sockets
+
+
+def udp_peers(pid):
+    """{local port: remote port} for every connected UDP socket process `pid` holds."""
+    return {port: remote for port, remote, _, _ in _udp_table(pid) if remote}
+
+
+def udp_no_ports():
+    """The kernel's count of UDP datagrams that no socket would take (Udp NoPorts in /proc/net/snmp):
+    among them those from any other source than the peer of the connected socket they were sent to."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    return int(rows[1][rows[0].index("NoPorts")])
+
+
 # ---------------------------------------------------------------------------------------------
 # Processes
 
@@ -357,7 +442,11 @@ class Readyns(Process):
             argv += ["--forward", f"{zone}=" + ",".join(u if isinstance(u, str) else f"{HOST}:{u}" for u in ups)]
         argv += [str(a) for a in args]
         super().__init__(argv, log_path)
-        self.wait_ready(lambda: udp_port_bound(self.port) and tcp_accepts(self.port), 10, "readyns")
+        # The admin server starts listening after the DNS sockets: a test must not reach it first.
+        admin_ports = [int(a.rsplit(":", 1)[1]) for a in argv
+                       if a.startswith(("--health=", "--metrics=")) and a[-1].isdigit()]
+        self.wait_ready(lambda: udp_port_bound(self.port) and tcp_accepts(self.port)
+                        and all(tcp_accepts(p) for p in admin_ports), 10, "readyns")
 
     SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "ThreadSanitizer",
                          "runtime error:")

@@ -1,43 +1,13 @@
 # The admin endpoints of the real daemon: /health, /ready and Prometheus /metrics with CoreDNS's
 # metric names.
-import urllib.request
-
 import pytest
 
 import harness
 from fake_kube import FakeApi, endpoint, endpoint_slice
-from harness import udp
+from harness import http_get, metric, samples, udp
 
 SVC0 = "svc0.ns0.svc.cluster.local"
 SVC1 = "svc1.ns0.svc.cluster.local"
-
-
-def get(port, path):
-    # The admin server starts listening just after the DNS listeners the harness waits for.
-    harness.wait_until(lambda: harness.tcp_accepts(port), 5, f"the admin server on port {port}")
-    try:
-        with urllib.request.urlopen(f"http://{harness.HOST}:{port}{path}", timeout=3) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def samples(text, name):
-    """Every sample of `name` as (labels dict, value)."""
-    out = []
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            head, value = line.rsplit(" ", 1)
-            labels = dict(part.split("=", 1) for part in head[len(name) + 1:-1].split(",")) if "{" in head else {}
-            out.append(({k: v.strip('"') for k, v in labels.items()}, float(value)))
-    return out
-
-
-def metric(text, name, **labels):
-    for have, value in samples(text, name):
-        if all(have.get(k) == str(v) for k, v in labels.items()):
-            return value
-    raise AssertionError(f"no {name} {labels} in\n{text}")
 
 
 def total(text, name):
@@ -45,7 +15,7 @@ def total(text, name):
 
 
 def scrape(port):
-    status, text = get(port, "/metrics")
+    status, text = http_get(port, "/metrics")
     assert status == 200
     return text
 
@@ -55,12 +25,12 @@ def test_health_ready_and_metrics(fault, readyns):
     health, metrics = harness.free_port(), harness.free_port()
     server = readyns(upstreams=[upstream.port], args=[f"--health=127.0.0.1:{health}",
                                                       f"--metrics=127.0.0.1:{metrics}", "--kube", "off"])
-    assert get(health, "/health") == (200, "ok\n")
-    assert get(health, "/ready")[0] == 200
-    assert get(health, "/nope")[0] == 404
+    assert http_get(health, "/health") == (200, "ok\n")
+    assert http_get(health, "/ready")[0] == 200
+    assert http_get(health, "/nope")[0] == 404
     udp(server.port, harness.make_query(SVC0))
     udp(server.port, harness.make_query(SVC0))
-    status, text = get(metrics, "/metrics")
+    status, text = http_get(metrics, "/metrics")
     assert status == 200
     assert metric(text, "coredns_dns_requests_total", proto="udp") == 2
     assert metric(text, "coredns_dns_responses_total", rcode="NOERROR") == 2
@@ -75,9 +45,9 @@ def test_not_ready_when_upstreams_fail_and_none_answered(fault, readyns):
     health = harness.free_port()
     server = readyns(upstreams=[upstream.port], args=[f"--health=127.0.0.1:{health}", "--metrics=",
                                                       "--upstream-timeout", "100", "--resolve-timeout", "300"])
-    assert get(health, "/ready")[0] == 200  # nothing asked yet: no news is not bad news
+    assert http_get(health, "/ready")[0] == 200  # nothing asked yet: no news is not bad news
     udp(server.port, harness.make_query(SVC0))
-    harness.wait_until(lambda: get(health, "/ready")[0] == 503, 3, "/ready to turn 503")
+    harness.wait_until(lambda: http_get(health, "/ready")[0] == 503, 3, "/ready to turn 503")
 
 
 def test_requests_and_durations_by_protocol_family_and_type(fault, readyns):

@@ -122,7 +122,11 @@ upstream:
 tcp:
   idle_timeout_ms: 7000
   max_connections: 50
+  max_connections_per_client: 5
   max_pipelined: 8
+rrl:
+  rate: 200
+  slip: 3
 kube:
   mode: "on"
   api: https://10.0.0.1:6443
@@ -163,7 +167,10 @@ TEST_CASE("config: every key is read into its option") {
   CHECK(o.stale_answer_timeout_ms == 900);
   CHECK(o.tcp_idle_timeout_ms == 7000);
   CHECK(o.tcp_max_connections == 50);
+  CHECK(o.tcp_max_connections_per_client == 5);
   CHECK(o.tcp_max_pipelined == 8);
+  CHECK(o.rrl_rate == 200);
+  CHECK(o.rrl_slip == 3);
   CHECK(o.kube == "on");
   CHECK(o.kube_api == "https://10.0.0.1:6443");
   CHECK(o.kube_token_file == "/run/token");
