@@ -69,6 +69,8 @@ def build(work):
         entry = {"label": LABEL.get(s, s), "version": per_server.get(s, {}).get("version", ""),
                  "rss_kib": per_server.get(s, {}).get("rss_kib"),
                  "rss_after_miss_kib": per_server.get(s, {}).get("rss_after_miss_kib"),
+                 "rss_after_fill_kib": per_server.get(s, {}).get("rss_after_fill_kib"),
+                 "fill_answered": per_server.get(s, {}).get("fill_answered"),
                  "notes": notes.get(s, []), "workloads": {}}
         for wl, reps in runs.get(s, {}).items():
             entry["workloads"][wl] = {"median": medians(reps), "reps": reps}
@@ -96,6 +98,7 @@ def build(work):
 
 def markdown(res, cost, med):
     meta, servers = res["meta"], res["servers"]
+    settings = dict(kv.split("=", 1) for kv in meta.get("settings", "").split() if "=" in kv)
     direct_miss = med("knotd", "miss", "latency_ms")
     out = ["# readyns bench results", "",
            f"Run {meta.get('started', '?')} → {meta.get('finished', '?')}; {meta.get('settings', '')}; "
@@ -121,15 +124,18 @@ def markdown(res, cost, med):
     out += ["", "The floor's miss figure is its echo at the miss rate: the kernel's share of a query at that lower "
             "load (fewer queries per wake-up), not a cache miss.", "",
             "## Memory, peak throughput, cache check", "",
-            "| server | RSS after warm-up MiB | RSS after miss runs MiB | peak qps (server CPU %) | "
+            "| server | RSS after warm-up MiB | RSS after miss runs MiB | "
+            f"RSS after {settings.get('fill', '0')} more names MiB (names answered) | peak qps (server CPU %) | "
             "upstream queries during measured hit+ndots runs | answers other than NOERROR/NXDOMAIN | "
             "disturbed runs (of all runs) |",
-            "|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|"]
     for s, e in servers.items():
         if not e["workloads"]:
             continue
         rss = e["rss_kib"] / 1024 if e["rss_kib"] else None
         rss2 = e["rss_after_miss_kib"] / 1024 if e["rss_after_miss_kib"] else None
+        rss3 = e["rss_after_fill_kib"] / 1024 if e["rss_after_fill_kib"] else None
+        filled = f"{fmt(rss3)} ({e['fill_answered']:,.0f})" if rss3 is not None else "–"
         pq, pu = med(s, "peak", "answered_qps"), med(s, "peak", "server_cpu_pct")
         peak = f"{pq:,.0f} ({pu:.0f}%)" if pq is not None else "–"
         up = "n/a" if s in ("floor", "knotd") else \
@@ -137,9 +143,10 @@ def markdown(res, cost, med):
         bad = sum(r["bad_rcodes"] for w in e["workloads"].values() for r in w["reps"])
         dist = sum(w["median"]["runs_disturbed"] for w in e["workloads"].values())
         total = sum(len(w["reps"]) for w in e["workloads"].values())
-        out.append(f"| {e['label']} | {fmt(rss)} | {fmt(rss2)} | {peak} | {up} | {bad:.0f} | {dist} of {total} |")
+        out.append(f"| {e['label']} | {fmt(rss)} | {fmt(rss2)} | {filled} | {peak} | {up} | {bad:.0f} | "
+                   f"{dist} of {total} |")
     out += ["", "A run is disturbed when other processes on the machine took more than "
-            f"{meta.get('settings', '').split('noise_pct=')[-1] or '?'}% of a CPU during it; it is repeated "
+            f"{settings.get('noise_pct', '?')}% of a CPU during it; it is repeated "
             "(up to the retry limit) and left out of the medians when enough undisturbed runs exist.",
             "", "Peak qps is unbounded dnsperf on the hit file; dnsperf has one core, so when the server's CPU is "
             "well below 100% the figure is dnsperf's limit, not the server's.", ""]

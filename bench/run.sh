@@ -13,10 +13,12 @@
 #   MISS_QPS=10000     offered load on the miss path (every name new)
 #   TTL=3600           zone TTL (and SOA minimum); every server is told to keep entries at least this long
 #   CACHE=1000000      cache entries per server (bytes for unbound/kresd are sized to match)
+#   FILL=1000000       distinct names asked of each cache after the timed runs, then its RSS is read (0: skip)
+#   FILL_QPS=15000     rate of that fill
 #   OUT=bench/out      where results.json, results.md, cost.png go
 #   KEEP=1             keep the scratch directory (zones, configs, logs, raw.tsv) instead of deleting it
 # The server under test runs pinned to CPU 1; dnsperf and the upstream knotd run pinned to CPU 0.
-# Takes about 10 minutes with the defaults on a quiet machine; runs disturbed by other processes are retried.
+# Takes about 12 minutes with the defaults on a quiet machine (half of it the fills); runs disturbed by other processes are retried.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +31,8 @@ RETRIES=${RETRIES:-3}
 NOISE_PCT=${NOISE_PCT:-5}
 TTL=${TTL:-3600}
 CACHE=${CACHE:-1000000}
+FILL=${FILL:-1000000}
+FILL_QPS=${FILL_QPS:-15000}
 OUT=${OUT:-$here/out}
 PY=/usr/bin/python3   # Debian's, which has matplotlib (a pyenv python on PATH may not)
 SERVER_CPU=1
@@ -230,7 +234,19 @@ bench_server() {
   # The floor only echoes, but its figure at the miss rate is the kernel's share of a query at that lower load.
   measure "$name" "$p" "$SP" miss "$MISS_QPS" miss || { note "$name" "died during the miss path"; return; }
   printf '%s\trss_after_miss_kib\t%s\n' "$name" "$(rss_kib "$p")" >> "$meta"
+  [ "$kind" = cache ] && [ "$FILL" -gt 0 ] && fill "$name" "$p"
   alive "$p" || note "$name" "exited after the run"
+}
+
+# Asks the cache FILL names it has never seen (each a wildcard answer: one A record), so that it holds that
+# many more entries if its limits allow, and records its RSS and how many of them were answered.
+fill() {
+  local name=$1 p=$2 file=$work/fill.txt
+  [ -s "$file" ] || awk -v n="$FILL" -v z="$MISS_ZONE" 'BEGIN {for (i = 0; i < n; i++) printf "fill-%d.%s A\n", i, z}' > "$file"
+  echo "  fill   $FILL names at $FILL_QPS qps"
+  perf "$SP" "$file" -n 1 -q 2000 -Q "$FILL_QPS"
+  printf '%s\tfill_answered\t%s\n' "$name" "$d_done" >> "$meta"
+  printf '%s\trss_after_fill_kib\t%s\n' "$name" "$(rss_kib "$p")" >> "$meta"
 }
 
 # ---------------------------------------------------------------- setup
@@ -246,7 +262,7 @@ metaset started "$(date -u +%FT%TZ)"
 metaset loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 metaset cpu "$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
 metaset kernel "$(uname -r)"
-metaset settings "reps=$REPS secs=$SECS hit_qps=$HIT_QPS miss_qps=$MISS_QPS ttl=$TTL cache=$CACHE noise_pct=$NOISE_PCT"
+metaset settings "reps=$REPS secs=$SECS hit_qps=$HIT_QPS miss_qps=$MISS_QPS ttl=$TTL cache=$CACHE noise_pct=$NOISE_PCT fill=$FILL"
 metaset dnsperf "$(dnsperf -h 2>&1 | sed -n 's/^Version //p')"
 
 mkdir -p "$work/knot"
