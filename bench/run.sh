@@ -315,7 +315,7 @@ start_server() {  # start_server NAME: starts it on $SP pinned to the server CPU
     [ -n "$bin" ] && [ -x "$bin" ] || { note readyns "no binary (set READYNS or build build-release/readyns)"; return 1; }
     version="${bin#"$repo"/}"
     launch "$w/log" taskset -c $SERVER_CPU "$bin" --listen 127.0.0.1:$SP --upstream 127.0.0.1:$UP --threads 1 \
-      --cache-size "$CACHE" --max-ttl "$TTL" --neg-ttl "$TTL" --log-level warn ;;
+      --cache-size "$CACHE" --cache-memory 1024 --max-ttl "$TTL" --neg-ttl "$TTL" --log-level warn ;;
   unbound)
     command -v unbound >/dev/null || { note unbound "not installed"; return 1; }
     version=$(unbound -V | sed -n 's/^Version //p')

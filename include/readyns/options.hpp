@@ -24,6 +24,7 @@ struct Options {
 
   // Cache: sizes and TTL clamps (defaults as NodeLocal DNSCache: success <= 30 s, denial <= 5 s).
   size_t cache_size = 100000;
+  size_t cache_memory_mib = 128;  // MiB of cached answers: what bounds a cache of large answers
   uint32_t min_ttl = 0;
   uint32_t max_ttl = 30;
   uint32_t neg_ttl = 5;

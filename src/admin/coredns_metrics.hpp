@@ -134,6 +134,11 @@ inline constexpr MetricSpec kCoalescedTotal{
     MetricType::kCounter,
     "Cache misses that joined an identical upstream query already in flight.",
     {}};
+inline constexpr MetricSpec kCacheBytes{
+    "readyns_cache_bytes",
+    MetricType::kGauge,
+    "Bytes the cached answers take (bounded by cache.memory_mib).",
+    {}};
 inline constexpr MetricSpec kStaleAnswersTotal{"readyns_stale_answers_total",
                                                MetricType::kCounter,
                                                "Answers served from expired cache entries.",

@@ -55,11 +55,12 @@ Key make_key(const wire::Question& q, bool do_bit, uint8_t* buf) {
 Cache::Cache(Settings settings)
     : settings_(settings),
       shards_(std::clamp<size_t>(settings.shards, 1, std::max<size_t>(settings.max_entries, 1))) {
-  // Split max_entries exactly, so the bound holds however small it is.
+  // Split max_entries and max_bytes exactly, so the bounds hold however small they are.
   size_t n = shards_.size();
   for (size_t i = 0; i < n; ++i) {
     Shard& s = shards_[i];
     s.capacity = std::max<size_t>(1, settings.max_entries / n + (i < settings.max_entries % n));
+    s.byte_capacity = settings.max_bytes / n + (i < settings.max_bytes % n);
     s.lru.lru_next = s.lru.lru_prev = &s.lru;
     s.buckets.assign(16, nullptr);
   }
@@ -104,6 +105,7 @@ void Cache::Shard::link(Entry* e) {
   lru.lru_next->lru_prev = e;
   lru.lru_next = e;
   ++size;
+  bytes += e->bytes();
 }
 
 void Cache::Shard::unlink_and_free(Entry* e) {
@@ -113,6 +115,7 @@ void Cache::Shard::unlink_and_free(Entry* e) {
   e->lru_prev->lru_next = e->lru_next;
   e->lru_next->lru_prev = e->lru_prev;
   --size;
+  bytes -= e->bytes();
   ::operator delete(e);
 }
 
@@ -133,8 +136,10 @@ void Cache::Shard::grow() {
 void Cache::insert(const Key& key, uint32_t now, uint32_t ttl, std::span<const uint8_t> wire,
                    std::span<const uint16_t> ttl_offsets) {
   if (ttl == 0 || wire.size() > UINT16_MAX || ttl_offsets.size() > UINT16_MAX) return;
-  void* memory =
-      ::operator new(sizeof(Entry) + ttl_offsets.size() * sizeof(uint16_t) + wire.size());
+  const size_t need = Entry::bytes_for(ttl_offsets.size(), wire.size());
+  Shard& shard = shard_for(key);
+  if (need > shard.byte_capacity) return;  // larger than the shard's whole budget: not cached
+  void* memory = ::operator new(need);
   Entry* e = new (memory) Entry{nullptr,
                                 nullptr,
                                 nullptr,
@@ -150,13 +155,11 @@ void Cache::insert(const Key& key, uint32_t now, uint32_t ttl, std::span<const u
   std::copy(ttl_offsets.begin(), ttl_offsets.end(), e->offsets());
   std::copy(wire.begin(), wire.end(), e->wire());
 
-  Shard& shard = shard_for(key);
   std::lock_guard lock(shard.mutex);
   Entry* old = shard.buckets[key.hash & (shard.buckets.size() - 1)];
   while (old && !old->matches(key)) old = old->bucket_next;
-  if (old) {
-    shard.unlink_and_free(old);
-  } else if (shard.size >= shard.capacity) {
+  if (old) shard.unlink_and_free(old);
+  while (shard.size >= shard.capacity || shard.bytes + need > shard.byte_capacity) {
     shard.unlink_and_free(shard.lru.lru_prev);
     ++shard.evictions;
   }
@@ -185,6 +188,15 @@ size_t Cache::size() const {
   for (const Shard& s : shards_) {
     std::lock_guard lock(s.mutex);
     total += s.size;
+  }
+  return total;
+}
+
+size_t Cache::bytes() const {
+  size_t total = 0;
+  for (const Shard& s : shards_) {
+    std::lock_guard lock(s.mutex);
+    total += s.bytes;
   }
   return total;
 }

@@ -44,6 +44,9 @@ enum class Found : uint8_t { kMiss, kFresh, kStale };
 
 struct Settings {
   size_t max_entries = 100000;
+  // Bytes the entries may take (their headers, TTL offsets and answers), so that large answers
+  // cannot grow the cache past its memory budget however few they are.
+  size_t max_bytes = size_t(128) << 20;
   unsigned shards = 32;
   uint32_t stale_max = 0;  // seconds an expired entry may still be served (RFC 8767); 0: never
 };
@@ -74,6 +77,7 @@ class Cache {
   size_t erase_subtree(std::span<const uint8_t> zone);
 
   size_t size() const;
+  size_t bytes() const;
   uint64_t evictions() const;
 
  private:
@@ -99,6 +103,10 @@ class Cache {
     EntryView view(uint32_t now) {
       return {{wire(), wire_len}, {offsets(), ttl_count}, now - stored_at, ttl};
     }
+    size_t bytes() const { return bytes_for(ttl_count, wire_len); }
+    static size_t bytes_for(size_t ttl_count, size_t wire_len) {
+      return sizeof(Entry) + ttl_count * sizeof(uint16_t) + wire_len;
+    }
   };
 
   struct Shard {
@@ -107,6 +115,8 @@ class Cache {
     Entry lru{};  // sentinel: lru.lru_next is the most recently used
     size_t size = 0;
     size_t capacity = 0;
+    size_t bytes = 0;
+    size_t byte_capacity = 0;
     uint64_t evictions = 0;
 
     Entry* lookup(const Key& key, uint32_t now, uint32_t stale_max, Found& found);

@@ -38,6 +38,11 @@ Options checked_options(Options given, bool listeners_required) {
   return given;
 }
 
+cache::Settings cache_settings(const Options& o) {
+  return {
+      .max_entries = o.cache_size, .max_bytes = o.cache_memory_mib << 20, .stale_max = o.stale_max};
+}
+
 WorkerSettings worker_settings(const Options& o, upstream::ServerPool* servers) {
   return {
       .ttl = {.min_ttl = o.min_ttl, .max_ttl = o.max_ttl, .neg_ttl = o.neg_ttl},

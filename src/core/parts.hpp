@@ -22,6 +22,7 @@ namespace readyns::core {
 Options checked_options(Options given, bool listeners_required);
 
 // The rest take options that checked_options() returned, so they do not fail.
+cache::Settings cache_settings(const Options& o);
 WorkerSettings worker_settings(const Options& o, upstream::ServerPool* servers);
 net::TcpSettings tcp_settings(const Options& o);
 // The client TCP connection caps, one for every worker's listeners (which it must outlive).

@@ -89,8 +89,7 @@ struct Server::Impl {
     }
     net::TcpSettings tcp = core::tcp_settings(o);
     connections = core::connection_limits(o);
-    cache = std::make_unique<cache::Cache>(
-        cache::Settings{.max_entries = o.cache_size, .stale_max = o.stale_max});
+    cache = std::make_unique<cache::Cache>(core::cache_settings(o));
     if (core::kube_mode(o) != k8s::Mode::kOff) {
       table = std::make_unique<k8s::EndpointTable>(
           k8s::TableSettings{.cluster_domain = o.cluster_domain});
@@ -268,6 +267,8 @@ struct Server::Impl {
     }
     w.begin(cd::kCacheEntries);
     w.sample({server, cd::kCacheSuccess}, cache->size());
+    w.begin(cd::kCacheBytes);
+    w.sample(cache->bytes());
     w.begin(cd::kCacheHitsTotal);
     w.sample({server, cd::kCacheSuccess}, hits);
     w.begin(cd::kCacheMissesTotal);
@@ -423,7 +424,10 @@ void Server::reload(const Options& given) {
   };
   if (options.listen != old.listen) ignored("listen");
   if (options.threads != old.threads) ignored("threads");
-  if (options.cache_size != old.cache_size || options.stale_max != old.stale_max) ignored("cache");
+  if (options.cache_size != old.cache_size || options.cache_memory_mib != old.cache_memory_mib ||
+      options.stale_max != old.stale_max) {
+    ignored("cache");
+  }
   if (options.watch_config != old.watch_config) ignored("watch_config");
   if (options.tcp_idle_timeout_ms != old.tcp_idle_timeout_ms ||
       options.tcp_max_connections != old.tcp_max_connections ||

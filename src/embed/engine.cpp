@@ -265,8 +265,7 @@ Engine::Engine(uv_loop_t* loop, const Options& options, ClosedFlag closed)
   kube_namespaces_ = o.kube_namespaces;
   for (std::string& ns : kube_namespaces_) ns = lowered(ns);
 
-  cache_ = std::make_unique<cache::Cache>(
-      cache::Settings{.max_entries = o.cache_size, .stale_max = o.stale_max});
+  cache_ = std::make_unique<cache::Cache>(core::cache_settings(o));
   if (p.watcher) {
     table_ =
         std::make_unique<k8s::EndpointTable>(k8s::TableSettings{.cluster_domain = cluster_domain_});

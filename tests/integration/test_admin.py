@@ -37,6 +37,7 @@ def test_health_ready_and_metrics(fault, readyns):
     assert metric(text, "coredns_cache_hits_total") == 1
     assert metric(text, "coredns_cache_misses_total") == 1
     assert metric(text, "coredns_cache_entries") == 1
+    assert 60 < metric(text, "readyns_cache_bytes") < 300  # one A answer and its entry's header
     assert metric(text, "coredns_forward_requests_total", to=upstream.addr) == 1
 
 

@@ -363,3 +363,44 @@ TEST_CASE("capacity is split across shards", "[cache]") {
   CHECK(c.size() == 64);  // 500 keys fill every shard
   CHECK(c.evictions() == 500 - 64);
 }
+
+TEST_CASE("the memory budget bounds the cache however few the entries", "[cache][lru]") {
+  TestKey a("a.cluster.local"), b("b.cluster.local"), d("d.cluster.local");
+  // An answer the size of a large TXT or SRV set: three of them do not fit in 100 KiB.
+  auto big = [](const Key& key, uint8_t tag) {
+    Answer ans = answer_for(key, tag);
+    ans.wire.insert(ans.wire.end() - 1, 40000, 0);  // the tag stays the last byte
+    return ans;
+  };
+  Cache c({.max_entries = 1000, .max_bytes = 100 * 1024, .shards = 1});
+  for (auto* k : {&a, &b, &d}) {
+    Answer ans = big(k->key, k->key.question[1]);
+    c.insert(k->key, 100, 60, ans.wire, ans.offsets);
+    CHECK(c.bytes() <= 100 * 1024);
+  }
+  CHECK(c.size() == 2);
+  CHECK(c.evictions() == 1);
+  CHECK(lookup(c, a.key, 101).found == Found::kMiss);  // the least recently used went
+  CHECK(lookup(c, b.key, 101).tag == 'b');
+  CHECK(lookup(c, d.key, 101).tag == 'd');
+
+  SECTION("small answers fill it by count, and the bytes add up") {
+    Cache s({.max_entries = 2, .max_bytes = 100 * 1024, .shards = 1});
+    insert(s, a.key, 100, 60, 'a');
+    size_t one = s.bytes();
+    CHECK(one > 0);
+    insert(s, b.key, 100, 60, 'b');
+    CHECK(s.bytes() == 2 * one);
+    insert(s, d.key, 100, 60, 'd');
+    CHECK(s.bytes() == 2 * one);
+    CHECK(s.evictions() == 1);
+    CHECK(lookup(s, d.key, 101).found == Found::kFresh);
+  }
+  SECTION("an answer larger than the whole budget is not cached") {
+    Cache s({.max_entries = 10, .max_bytes = 30000, .shards = 1});
+    Answer ans = big(a.key, 'a');
+    s.insert(a.key, 100, 60, ans.wire, ans.offsets);
+    CHECK(s.size() == 0);
+    CHECK(s.bytes() == 0);
+  }
+}

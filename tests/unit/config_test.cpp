@@ -110,6 +110,7 @@ forward:
     upstreams: 10.96.0.10:53
 cache:
   size: 5000
+  memory_mib: 64
   min_ttl: 2
   max_ttl: 600
   neg_ttl: 7
@@ -157,6 +158,7 @@ TEST_CASE("config: every key is read into its option") {
   CHECK(o.forward[1].zone == "in-addr.arpa.");
   CHECK(o.forward[1].upstreams == Strings{"10.96.0.10:53"});
   CHECK(o.cache_size == 5000);
+  CHECK(o.cache_memory_mib == 64);
   CHECK(o.min_ttl == 2);
   CHECK(o.max_ttl == 600);
   CHECK(o.neg_ttl == 7);
