@@ -275,6 +275,9 @@ struct Server::Impl {
     w.sample({server}, misses);
     w.begin(cd::kCacheEvictionsTotal);
     w.sample({server, cd::kCacheSuccess}, cache->evictions());
+    // CoreDNS's name for readyns_stale_answers_total, for its dashboards: the same count.
+    w.begin(cd::kCacheServedStaleTotal);
+    w.sample({server}, stale);
     render_forward_metrics(w);
     if (table) {
       w.begin(cd::kEndpointsReady);

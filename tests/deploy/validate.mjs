@@ -6,7 +6,9 @@
 //             required fields, enums), strictly (no unknown fields), and the API server's rules
 //   render    every kustomization built with `kubectl kustomize` (or `kustomize build`), and
 //             each object of the result validated the same way
-//   set       cross-object checks of each deployable set (lib/semantic.mjs)
+//   set       cross-object checks of each deployable set (lib/semantic.mjs), the readyns config
+//             and flags of each container judged by the built binary (lib/readyns.mjs)
+//   accepted  valid changes of the node-local set (lib/mutations.mjs) must still pass
 //   setup.sh  the node-local setup script, run: config rendering, and its interface and
 //             iptables work against recording stand-ins
 //   docker    deploy/Dockerfile parsed and checked (no Docker engine needed)
@@ -16,11 +18,11 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 import YAML from "yaml";
 import { StrictChecker, apiErrors, schemaErrors } from "./lib/k8s.mjs";
-import { configErrors, knownFlags } from "./lib/readyns.mjs";
+import { checkConfig, readynsInfo } from "./lib/readyns.mjs";
 import { setErrors } from "./lib/semantic.mjs";
 import { FakeNode, expectedRules, renderWithScript } from "./lib/setup.mjs";
 import { dockerfileErrors, dockerfilePackages, dockerignoreErrors } from "./lib/dockerfile.mjs";
-import { DOCKERFILE_MUTATIONS, SET_MUTATIONS } from "./lib/mutations.mjs";
+import { DOCKERFILE_MUTATIONS, SET_MUTATIONS, SET_VARIANTS } from "./lib/mutations.mjs";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const repoRoot = path.resolve(here, "..", "..");
@@ -29,7 +31,16 @@ const fixturesDir = path.join(here, "fixtures", "invalid");
 const rel = (p) => path.relative(repoRoot, p);
 
 const version = /version\s*:\s*'([^']+)'/.exec(fs.readFileSync(path.join(repoRoot, "meson.build"), "utf8"))?.[1];
-const ctx = { repoRoot, known: knownFlags(repoRoot), version };
+// The built readyns judges the configs and flags (READYNS_BIN, from tests/deploy/meson.build).
+let readyns;
+try {
+  readyns = readynsInfo();
+} catch (e) {
+  console.error(`deploy validation: ${e.message}`);
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+}
+const ctx = { repoRoot, readyns, version };
 
 // ---- reporting ---------------------------------------------------------------------------------
 
@@ -182,7 +193,7 @@ function templateErrors(text) {
   const { docs, errors } = parseYaml(filled);
   if (errors.length) return errors;
   if (docs.length !== 1) return ["one YAML document expected"];
-  return configErrors(docs[0].doc);
+  return checkConfig(ctx.readyns, filled, { what: "the filled template" });
 }
 
 // ---- setup.sh ----------------------------------------------------------------------------------
@@ -204,7 +215,7 @@ function checkSetupScript(scriptFile, templateFile) {
   let cfg = cfgOf(r);
   record(`${name}: renders the config (IPv4, both addresses)`, [
     ...(r.status === 0 ? [] : [`exit ${r.status}: ${r.stderr.trim()}`]),
-    ...(cfg ? configErrors(cfg) : ["no config written"]),
+    ...(cfg ? checkConfig(ctx.readyns, r.output, { what: "the rendered config" }) : ["no config written"]),
     ...(cfg && JSON.stringify(cfg.listen) !== JSON.stringify(["169.254.20.10:53", "10.96.0.10:53"]) ? [`listen ${JSON.stringify(cfg.listen)}`] : []),
     ...(cfg && cfg.forward?.some((f) => JSON.stringify(f.upstreams) !== JSON.stringify(["10.96.0.53:53"])) ? ["forward upstreams are not kube-dns-upstream"] : []),
   ]);
@@ -212,14 +223,14 @@ function checkSetupScript(scriptFile, templateFile) {
   cfg = cfgOf(r);
   record(`${name}: renders the config with KUBE_DNS_IP empty (IPVS mode)`, [
     ...(r.status === 0 ? [] : [`exit ${r.status}: ${r.stderr.trim()}`]),
-    ...(cfg ? configErrors(cfg) : ["no config written"]),
+    ...(cfg ? checkConfig(ctx.readyns, r.output, { what: "the rendered config" }) : ["no config written"]),
     ...(cfg && JSON.stringify(cfg.listen) !== JSON.stringify(["169.254.20.10:53"]) ? [`listen ${JSON.stringify(cfg.listen)}`] : []),
   ]);
   r = renderWithScript(script, template, { ...env, KUBE_DNS_IP: "fd00:10:96::a", KUBE_DNS_UPSTREAM_SERVICE_HOST: "fd00:10:96::35" });
   cfg = cfgOf(r);
   record(`${name}: renders IPv6 addresses in brackets`, [
     ...(r.status === 0 ? [] : [`exit ${r.status}: ${r.stderr.trim()}`]),
-    ...(cfg ? configErrors(cfg) : ["no config written"]),
+    ...(cfg ? checkConfig(ctx.readyns, r.output, { what: "the rendered config" }) : ["no config written"]),
     ...(cfg && !cfg.listen?.includes("[fd00:10:96::a]:53") ? [`listen ${JSON.stringify(cfg.listen)}`] : []),
   ]);
   const refusals = [
@@ -411,6 +422,15 @@ async function main() {
 
   for (const s of [...sets, ...exampleSets.map((e) => ({ name: rel(e.file), docs: e.docs }))]) {
     record(`set: ${s.name}`, setErrors(s.docs, ctx));
+  }
+
+  // Valid changes of the node-local set: each must still pass.
+  for (const v of SET_VARIANTS) {
+    const name = `accepted: base with ${v.name}`;
+    if (!baseSet) { record(name, [], { skip: "no build of deploy/kubernetes/base" }); continue; }
+    const docs = structuredClone(baseSet.docs);
+    v.apply(docs);
+    record(name, setErrors(docs, ctx));
   }
 
   const base = path.join(deployDir, "kubernetes", "base");

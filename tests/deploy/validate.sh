@@ -7,6 +7,8 @@
 # npm registry. Renders the kustomizations with `kubectl kustomize` or `kustomize build` when
 # either is installed (READYNS_KUSTOMIZE="cmd args" picks another); without them those checks
 # are reported as skipped.
+# READYNS_BIN names the readyns binary that judges the configs and flags the manifests give it
+# (`readyns --check-config`); `meson test deploy-manifests` sets it to the built one.
 # Exit status: 0 when every check passed, 1 otherwise. Last line: "N passed, N failed".
 set -eu
 

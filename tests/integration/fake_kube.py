@@ -4,6 +4,7 @@
     api = FakeApi(directory)          # makes a CA and a server certificate, a token file, starts it
     api.push("ADDED", endpoint_slice("hl-a", "ns", "hl", [endpoint("10.244.1.2")]))
     api.wait(open_watches=1)          # blocks until readyns has listed and is watching
+    api.down(); api.up()              # an outage: connections refused, then back on the same port
     readyns_args = api.readyns_args() # --kube on --kube-api ... --kube-token-file ... --kube-ca-file ...
     api.stop()
 """
@@ -110,6 +111,15 @@ class FakeApi:
         if not state["ok"]:
             raise TimeoutError(f"fake API server: {at_least} not reached in {timeout}s: {state}")
         return state
+
+    def down(self):
+        """Closes the API's listening socket and cuts its connections: connecting is refused
+        until up(). The state is kept, and can still be changed. Returns the API port."""
+        return self.call("/down", {})["port"]
+
+    def up(self):
+        """Listens again on the same port; returns it."""
+        return self.call("/up", {})["port"]
 
     def stop(self):
         if self.proc.poll() is None:

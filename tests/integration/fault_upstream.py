@@ -13,6 +13,8 @@
                           letter off, one for the right name but another type
     garbage               UDP: a cut-off answer, a bare header, random bytes; TCP: random bytes
     tcp-close-mid-answer  UDP: TC=1; TCP: half an answer, then the connection closes
+    flip-case             the right answer, but its question's name in the opposite case of the
+                          query's (an upstream that does not echo case, or a 0x20-blind forger)
     forge-first:KIND      forged answers, then 50 ms later the right one; KIND is `id` (wrong ID),
                           `question` (as wrong-question) or `port` (right ID and question, sent
                           from another source port)
@@ -53,7 +55,7 @@ import harness  # noqa: E402
 
 FORGED_A = "203.0.113.66"
 FORGE_GAP = 0.05
-MODES = ("ok", "drop", "delay:", "hold", "servfail", "tc", "wrong-id", "wrong-question", "garbage",
+MODES = ("ok", "drop", "delay:", "hold", "servfail", "tc", "wrong-id", "wrong-question", "flip-case", "garbage",
          "tcp-close-mid-answer", "forge-first:id", "forge-first:question", "forge-first:port")
 
 
@@ -255,6 +257,14 @@ class FaultUpstream:
             out.append(resp.to_wire())
         return out
 
+    def case_flipped(self, query):
+        """The right answer with each letter of the question's name in the other case than sent."""
+        resp = self.answer(query)
+        q = query.question[0]
+        flipped = dns.name.Name(tuple(label.swapcase() for label in q.name.labels))
+        resp.question = [dns.rrset.RRset(flipped, q.rdclass, q.rdtype)]
+        return resp
+
     @staticmethod
     def render(resp, limit):
         try:
@@ -309,6 +319,8 @@ class FaultUpstream:
             self._hold(lambda: send(self.render(self.answer(query), limit)))
         elif mode == "servfail":
             send(self._servfail(query))
+        elif mode == "flip-case":
+            send(self.render(self.case_flipped(query), limit))
         elif mode in ("tc", "tcp-close-mid-answer"):
             resp = dns.message.make_response(query, recursion_available=True, our_payload=harness.EDNS_SIZE)
             resp.flags |= dns.flags.TC | dns.flags.AA
@@ -395,6 +407,8 @@ class FaultUpstream:
             self._hold(lambda: send(self.answer(query).to_wire()))
         elif mode == "servfail":
             send(self._servfail(query))
+        elif mode == "flip-case":
+            send(self.case_flipped(query).to_wire())
         elif mode in ("wrong-id", "wrong-question"):
             for packet in self.forgeries(query, mode[6:]):
                 send(packet)

@@ -4,7 +4,9 @@ import socket
 import time
 
 import dns.message
+import dns.name
 import dns.rcode
+import dns.rdataset
 import dns.rdatatype
 
 import harness
@@ -117,4 +119,73 @@ def test_stale_max_zero_turns_serve_stale_off(fault, readyns):
     udp(server.port, harness.make_query(SVC0))
     time.sleep(1.2)
     upstream.mode = "servfail"
+    assert udp(server.port, harness.make_query(SVC0)).rcode() == dns.rcode.SERVFAIL
+
+
+def stale_counts(metrics_port):
+    """(readyns_stale_answers_total, coredns_cache_served_stale_total): one count, two names."""
+    text = harness.http_get(metrics_port, "/metrics")[1]
+    return (harness.metric(text, "readyns_stale_answers_total"),
+            harness.metric(text, "coredns_cache_served_stale_total"))
+
+
+def test_stale_answers_are_counted(fault, readyns):
+    upstream = fault("ok")
+    metrics = harness.free_port()
+    server = readyns(upstreams=[upstream.port], args=["--max-ttl", "1", f"--metrics={harness.HOST}:{metrics}"])
+    udp(server.port, harness.make_query(SVC0))
+    udp(server.port, harness.make_query(SVC0))  # a fresh hit: not stale
+    assert stale_counts(metrics) == (0, 0)
+    time.sleep(1.2)  # the entry's TTL (clamped to 1 s) runs out
+    upstream.mode = "servfail"
+    for expected in (1, 2):
+        answer = udp(server.port, harness.make_query(SVC0))
+        assert harness.answer_addresses(answer) == [harness.svc_ip(0, 0)]
+        assert answer.answer[0].ttl == 30  # stale, as RFC 8767 marks it
+        assert stale_counts(metrics) == (expected, expected)
+    # An answer that failed without a stale entry is no stale answer.
+    assert udp(server.port, harness.make_query("svc1.ns0.svc.cluster.local")).rcode() == dns.rcode.SERVFAIL
+    assert stale_counts(metrics) == (2, 2)
+
+
+def test_stale_answer_timeout_then_the_refresh_fills_the_cache(fault, readyns):
+    # A slow first answer (700 ms) sets the adaptive attempt timeout to 4 x RTT + 100 = 2.9 s (of
+    # at most 3 s): the refresh below is one attempt, not retries every 250 ms.
+    upstream = fault("delay:700")
+    server = readyns(upstreams=[upstream.port], args=[
+        "--max-ttl", "1", "--stale-answer-timeout", "500", "--upstream-timeout", "3000"])
+    assert harness.answer_addresses(udp(server.port, harness.make_query(SVC0))) == [harness.svc_ip(0, 0)]
+    time.sleep(1.2)  # the entry's TTL (clamped to 1 s) runs out
+    upstream.mode = "hold"  # the refresh reaches the upstream, which answers only on release()
+    start = time.monotonic()
+    answer = udp(server.port, harness.make_query(SVC0), timeout=4)
+    took = time.monotonic() - start
+    assert harness.answer_addresses(answer) == [harness.svc_ip(0, 0)]
+    assert answer.answer[0].ttl == 30
+    # The 500 ms timeout (checked every 100 ms), not the 1.8 s default.
+    assert 0.45 <= took < 1.0, f"stale answer after {took:.2f}s, expected about 0.5 s"
+    assert upstream.count(SVC0) == 2
+
+    # The upstream has new data by the time it answers the refresh that is still in flight.
+    new_ip = "10.96.77.7"
+    zone = next(z for z in upstream.zones if z.origin.to_text() == "cluster.local.")
+    zone.replace_rdataset(dns.name.from_text(SVC0), dns.rdataset.from_text("IN", "A", 30, new_ip))
+    upstream.mode = "ok"
+    assert upstream.release() == 1
+    # The refresh's answer is in the cache: the next client gets it fresh (the 1 s clamp, not the
+    # stale 30), with no further upstream query and no stale wait.
+    start = time.monotonic()
+    answer = udp(server.port, harness.make_query(SVC0))
+    assert time.monotonic() - start < 0.3
+    assert harness.answer_addresses(answer) == [new_ip]
+    assert answer.answer[0].ttl <= 1
+    assert upstream.count(SVC0) == 2
+
+
+def test_stale_answer_timeout_zero_turns_serve_stale_off(fault, readyns):
+    upstream = fault("ok")
+    server = readyns(upstreams=[upstream.port], args=["--max-ttl", "1", "--stale-answer-timeout", "0"])
+    udp(server.port, harness.make_query(SVC0))
+    time.sleep(1.2)
+    upstream.mode = "servfail"  # every upstream failed: the case that would serve stale at once
     assert udp(server.port, harness.make_query(SVC0)).rcode() == dns.rcode.SERVFAIL

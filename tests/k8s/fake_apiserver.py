@@ -18,6 +18,9 @@ The test steers it over a plain-HTTP control port (JSON in, JSON out):
                   resourceVersion gets an ERROR event with a 410 Status ("event", which is what
                   the real server does) or an HTTP 410 ("http"); open watches are ended that way
   POST /token     {"token": "..."} the only token accepted from now on
+  POST /down      closes the API's listening socket and cuts every API connection: connecting is
+                  refused (an API server that went away); the state is kept
+  POST /up        listens again on the same port
   GET  /state     counters: lists, watches, unauthorized, open_watches, last_watch_version, ...
   POST /wait      {"at_least": {"open_watches": 1, ...}, "timeout": 10} blocks until every named
                   counter has reached its value (or the timeout passed), then answers the state
@@ -129,6 +132,65 @@ class State:
                 watch.dropped = True
             self.cond.notify_all()
             return len(self.watches)
+
+
+class ApiListener:
+    """The API server's HTTPS listener, which /down closes and /up opens again on its port."""
+
+    def __init__(self, context):
+        self.context = context
+        self.port = 0
+        self.server = None
+        self.lock = threading.Lock()
+
+    def up(self):
+        with self.lock:
+            if self.server:
+                return
+            server = ApiServer(("127.0.0.1", self.port), ApiHandler)
+            server.socket = self.context.wrap_socket(server.socket, server_side=True)
+            self.port = server.server_address[1]
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self.server = server
+
+    def down(self):
+        with self.lock:
+            server, self.server = self.server, None
+        if server:
+            server.shutdown()  # no more accept()s; then nothing listens: connecting is refused
+            server.server_close()
+            server.cut_connections()
+
+
+class ApiServer(ThreadingHTTPServer):
+    """Keeps its connections, so that going down can cut them all (a kept-alive one too)."""
+
+    daemon_threads = True
+
+    def __init__(self, *args):
+        self.connections = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(*args)
+
+    def process_request(self, request, client_address):
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def cut_connections(self):
+        with self.connections_lock:
+            connections = list(self.connections)
+        for conn in connections:
+            try:
+                # The plain socket's shutdown: the handler thread still owns the TLS state.
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def namespace_of(path):
@@ -267,6 +329,7 @@ class ApiHandler(BaseHTTPRequestHandler):
 class ControlHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     state = None
+    api = None  # the ApiListener
     servers = []
 
     def log_message(self, format, *args):
@@ -307,8 +370,16 @@ class ControlHandler(BaseHTTPRequestHandler):
             with state.cond:
                 state.token = body["token"]
             return self.reply({})
+        if self.path == "/down":
+            self.api.down()
+            state.drop()  # the watch handlers wait on the state, not the socket: wake them to end
+            return self.reply({"port": self.api.port})
+        if self.path == "/up":
+            self.api.up()
+            return self.reply({"port": self.api.port})
         if self.path == "/shutdown":
             self.reply({})
+            threading.Thread(target=self.api.down, daemon=True).start()
             for server in self.servers:
                 threading.Thread(target=server.shutdown, daemon=True).start()
             return None
@@ -325,17 +396,17 @@ def main():
 
     state = State(args.token)
     ApiHandler.state = ControlHandler.state = state
-    api = ThreadingHTTPServer(("127.0.0.1", 0), ApiHandler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)
-    api.socket = context.wrap_socket(api.socket, server_side=True)
+    api = ApiListener(context)
+    api.up()
     control = ThreadingHTTPServer(("127.0.0.1", 0), ControlHandler)
-    ControlHandler.servers = [api, control]
+    ControlHandler.api = api
+    ControlHandler.servers = [control]
 
-    threading.Thread(target=api.serve_forever, daemon=True).start()
-    print("READY %d %d" % (api.server_address[1], control.server_address[1]), flush=True)
+    print("READY %d %d" % (api.port, control.server_address[1]), flush=True)
     control.serve_forever()
-    api.server_close()
+    api.down()
     control.server_close()
     return 0
 

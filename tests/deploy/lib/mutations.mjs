@@ -42,7 +42,7 @@ export const SET_MUTATIONS = [
     apply: (d) => { ctr(d, "readyns").image = "registry.example.com/readyns:latest"; } },
   { name: "config path on no volume", expect: /on no volume mount/,
     apply: (d) => { ctr(d, "readyns").args = ["--config=/etc/readyns/readyns.yaml"]; } },
-  { name: "misspelt flag", expect: /unknown readyns flag "--log-levle=debug"/,
+  { name: "misspelt flag", expect: /unknown flag '--log-levle=debug'/,
     apply: (d) => { ctr(d, "readyns").args.push("--log-levle=debug"); } },
   { name: "no kube-dns-upstream Service", expect: /no kube-dns-upstream Service/,
     apply: (d) => { d.splice(d.findIndex((x) => x.kind === "Service" && x.metadata.name === "kube-dns-upstream"), 1); } },
@@ -77,4 +77,24 @@ export const DOCKERFILE_MUTATIONS = [
   { name: "g++ in the final stage", expect: /build-only package g\+\+/, apply: (t) => t.replace(/ca-certificates iproute2/, "ca-certificates g++ iproute2") },
   { name: "NET_ADMIN as a file capability", expect: /setcap grants cap_net_admin/, apply: (t) => t.replace("setcap cap_net_bind_service=+ep", "setcap cap_net_bind_service,cap_net_admin=+ep") },
   { name: "no meson install", expect: /meson install/, apply: (t) => t.replace(/meson install[^\n]*/, "true") },
+];
+
+// Valid changes of the real node-local set that must still pass: settings readyns takes (which a
+// hand-written copy of its schema once refused), so the config check stays the binary's own.
+export const SET_VARIANTS = [
+  { name: "config: every settings group readyns has",
+    apply: (d) => editConfig(d, (c) => {
+      c.upstream = { timeout_ms: 800, resolve_timeout_ms: 3000, randomize_case: true, stale_answer_timeout_ms: 500 };
+      c.cache.stale_max = 3600;
+      c.tcp = { idle_timeout_ms: 10000, max_connections: 1000, max_pipelined: 64 };
+      c.rrl = { rate: 100, slip: 2 };
+      c.query_log = { enabled: true, sample: 10 };
+      c.watch_config = true;
+      c.kube = { ...c.kube, api: "https://10.96.0.1:443", token_file: "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        ca_file: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", namespaces: ["default", "kube-system"] };
+    }) },
+  { name: "config: the default zone to a resolv.conf at another path",
+    apply: (d) => editConfig(d, (c) => { c.upstreams = ["resolv.conf:/etc/resolv.conf"]; }) },
+  { name: "switches among the flags, with and without a value",
+    apply: (d) => { ctr(d, "readyns").args.push("--query-log", "--watch-config", "--randomize-case=false", "--log-level=debug"); } },
 ];

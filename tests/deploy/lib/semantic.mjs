@@ -6,7 +6,7 @@ import YAML from "yaml";
 import {
   allContainers, isIP, podTemplate, selectorMatches,
 } from "./k8s.mjs";
-import { configErrors, flagValues, parseAddrPort, parseArgs } from "./readyns.mjs";
+import { checkConfig, flagValues, parseAddrPort, parseArgs } from "./readyns.mjs";
 import { renderWithScript } from "./setup.mjs";
 
 const CLUSTER_SCOPED = new Set([
@@ -188,16 +188,18 @@ function workloadErrors(w, docs, find, ctx) {
     if (!runsReadyns(c)) continue;
 
     // readyns itself: flags, config, probes, permissions.
-    const parsed = parseArgs((c.args ?? []).map((a) => expand(a, env)), ctx.known);
-    errs.push(...parsed.errors.map((e) => `${where}: ${e}`));
+    // The flags and the config file together, as the binary itself judges them.
+    const parsed = parseArgs((c.args ?? []).map((a) => expand(a, env)), ctx.readyns);
     let cfg = {};
+    let cfgText = null;
     const cfgPath = flagValues(parsed, "--config")[0];
     if (cfgPath) {
       const r = resolveConfig(cfgPath, c, spec, volumes, setupContainers, ns, find, docs, where, errs);
       if (!r) continue; // what follows depends on the config; its error is reported
-      cfg = r;
-      errs.push(...configErrors(cfg).map((e) => `${where}: config ${cfgPath}: ${e}`));
+      ({ cfg, text: cfgText } = r);
     }
+    errs.push(...checkConfig(ctx.readyns, cfgText, { parsed, what: cfgPath ?? "(no config file)" })
+      .map((e) => `${where}: ${e}`));
     const setupIf = flagValues(parsed, "--setup-interface");
     if (setupIf.length) {
       for (const cap of ["NET_ADMIN", "NET_RAW"]) if (!(caps.add ?? []).includes(cap)) errs.push(`${where}: --setup-interface needs ${cap}`);
@@ -252,7 +254,7 @@ function resolveConfig(cfgPath, c, spec, volumes, setupContainers, ns, find, doc
   const file = cfgPath.slice(mount.mountPath.replace(/\/?$/, "/").length);
   const parse = (text, what) => {
     try {
-      return YAML.parse(text, { uniqueKeys: true });
+      return { cfg: YAML.parse(text, { uniqueKeys: true }) ?? {}, text };
     } catch (e) {
       errs.push(`${where}: ${what} is not YAML: ${e.message.split("\n")[0]}`);
       return null;
@@ -325,7 +327,9 @@ function nodeLocalErrors(ds, c, cfg, parsed, docs, find, where) {
   for (const zone of [cfg.kube?.cluster_domain ?? "cluster.local", "in-addr.arpa", "ip6.arpa"]) {
     need(sameJSON(fwd.get(zone), [`${SAMPLE_UPSTREAM_IP}:53`]), `zone ${zone} must be forwarded to kube-dns-upstream (got ${JSON.stringify(fwd.get(zone))})`);
   }
-  need(sameJSON(cfg.upstreams, ["resolv.conf"]) || cfg.upstreams === "resolv.conf", "the default zone must go to resolv.conf");
+  const isResolvConf = (u) => /^resolv\.conf(:.+)?$/.test(String(u));  // "resolv.conf" or "resolv.conf:PATH"
+  const defaultZone = Array.isArray(cfg.upstreams) ? cfg.upstreams : [cfg.upstreams];  // a lone item may stand alone
+  need(defaultZone.length === 1 && isResolvConf(defaultZone[0]), "the default zone must go to resolv.conf");
   for (const u of [...(Array.isArray(cfg.upstreams) ? cfg.upstreams : []), ...[...fwd.values()].flat()]) {
     const host = parseAddrPort(u)?.host;
     need(!host || (host !== local && host !== kubeDns), `upstream ${u} is an address readyns answers on: a loop`);
