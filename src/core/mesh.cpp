@@ -5,10 +5,14 @@
 
 namespace readyns::core {
 
-bool Mesh::join(const std::string& key, Member* member) {
+bool Mesh::join(std::string_view key, Member* member) {
   std::lock_guard lock(mutex_);
-  auto [it, fresh] = flights_.try_emplace(key, Flight{member, {}});
-  if (fresh) return true;
+  auto [it, fresh] = flights_.try_insert(key);
+  if (fresh) {
+    it->second.leader = member;
+    it->second.followers.clear();
+    return true;
+  }
   auto& f = it->second.followers;
   if (it->second.leader != member && std::find(f.begin(), f.end(), member) == f.end()) {
     f.push_back(member);
@@ -16,11 +20,14 @@ bool Mesh::join(const std::string& key, Member* member) {
   return false;
 }
 
-void Mesh::finish(const std::string& key, Member* leader, const Outcome& outcome) {
+void Mesh::finish(std::string_view key, Member* leader, const wire::PreparedAnswer* answer) {
   std::lock_guard lock(mutex_);
   auto it = flights_.find(key);
   if (it == flights_.end() || it->second.leader != leader) return;
-  for (Member* m : it->second.followers) m->post(key, outcome);
+  if (!it->second.followers.empty()) {
+    Outcome outcome = answer ? std::make_shared<const wire::PreparedAnswer>(*answer) : nullptr;
+    for (Member* m : it->second.followers) m->post(key, outcome);
+  }
   flights_.erase(it);
 }
 

@@ -5,10 +5,10 @@
 
 #include <memory>
 #include <mutex>
-#include <string>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
 
+#include "core/reusing_map.hpp"
 #include "wire/answer.hpp"
 
 namespace readyns::core {
@@ -21,17 +21,20 @@ class Mesh {
   class Member {
    public:
     // Called under the mesh's lock from the leader's thread: queue it for the member's loop.
-    virtual void post(const std::string& key, Outcome outcome) = 0;
+    // `key` is valid during the call only.
+    virtual void post(std::string_view key, Outcome outcome) = 0;
 
    protected:
     ~Member() = default;
   };
 
   // True if `member` leads the key (it must resolve and finish() it); false if another member
-  // already does, and `member` will be posted the outcome.
-  bool join(const std::string& key, Member* member);
-  // Ends the flight of `key` led by `leader`, posting the outcome to every follower.
-  void finish(const std::string& key, Member* leader, const Outcome& outcome);
+  // already does, and `member` will be posted the outcome. The mesh keeps the leader's `key`
+  // (not a copy) until its flight ends: the leader must keep the bytes valid until then.
+  bool join(std::string_view key, Member* member);
+  // Ends the flight of `key` led by `leader`, posting every follower the outcome: a shared copy
+  // of `answer`, or null if `answer` is (the resolution failed). Without followers, no copy.
+  void finish(std::string_view key, Member* leader, const wire::PreparedAnswer* answer);
   // A member going away: it gets no more posts; flights it led fail for their followers.
   void leave(Member* member);
 
@@ -41,7 +44,7 @@ class Mesh {
     std::vector<Member*> followers;
   };
   std::mutex mutex_;
-  std::unordered_map<std::string, Flight> flights_;
+  ReusingMap<std::string_view, Flight> flights_;
 };
 
 }  // namespace readyns::core

@@ -61,21 +61,41 @@ struct Worker::Waiter {
   }
 };
 
-// One miss in flight upstream and everyone waiting for it.
+namespace {
+
+// A miss's key in flight: the cache key's question bytes, then its DO bit as '0' or '1'.
+constexpr size_t kFlightKeySize = cache::kMaxKeySize + 1;
+
+// Finished misses kept for reuse: enough for bursts, not so many that a past flood stays in memory.
+constexpr size_t kMaxSpareMisses = 1024;
+// A spare miss keeps room for this many waiters; a crowd's room goes back to the heap.
+constexpr size_t kMaxSpareWaiters = 16;
+
+}  // namespace
+
+// One miss in flight upstream and everyone waiting for it. Recycled when it is over.
 struct Worker::Miss final : upstream::Resolution {
   Worker* worker;
-  std::string key;  // question bytes, then the DO bit
-  uint64_t hash;
+  char key_bytes[kFlightKeySize];
+  uint16_t key_len = 0;
+  uint64_t hash = 0;
   std::vector<Waiter> waiters;
   bool leading = false;   // this worker resolves it; otherwise another worker's outcome comes
   bool prefetch = false;  // started by a hit to refresh the entry, not by a miss
 
-  cache::Key cache_key() const {
-    return {reinterpret_cast<const uint8_t*>(key.data()), uint16_t(key.size() - 1),
-            key.back() == '1', hash};
+  explicit Miss(Worker* w) : worker(w) {}
+  // Makes this (new, or recycled without waiters) the miss of `key`, in flight as `flight_key`.
+  void reset(const cache::Key& key, std::string_view flight_key) {
+    std::memcpy(key_bytes, flight_key.data(), flight_key.size());
+    key_len = uint16_t(flight_key.size());
+    hash = key.hash;
+    leading = prefetch = false;
   }
-
-  Miss(Worker* w, std::string k, uint64_t h) : worker(w), key(std::move(k)), hash(h) {}
+  std::string_view key() const { return {key_bytes, key_len}; }
+  cache::Key cache_key() const {
+    return {reinterpret_cast<const uint8_t*>(key_bytes), uint16_t(key_len - 1),
+            key_bytes[key_len - 1] == '1', hash};
+  }
   void on_resolved(Result result) override { worker->complete(*this, result); }
 };
 
@@ -237,8 +257,10 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
     }
   }
 
-  uint8_t key_bytes[cache::kMaxKeySize];
+  uint8_t key_bytes[kFlightKeySize];
   cache::Key key = cache::make_key(q.question, q.edns.do_bit, key_bytes);
+  key_bytes[key.len] = key.do_bit ? '1' : '0';
+  const std::string_view flight_key(reinterpret_cast<const char*>(key_bytes), key.len + 1u);
   size_t len = 0;
   bool refresh = false;
   cache::Found found = cache_.find(key, now_seconds(), [&](const cache::EntryView& e) {
@@ -250,10 +272,8 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
     if (settings_.query_log) log_query(q, to, "cache");
     respond(q, to, {out_.data(), len}, type, asked_ns);
     if (refresh && prefetches_ < settings_.max_prefetches) {
-      std::string mesh_key(reinterpret_cast<const char*>(key.question), key.len);
-      mesh_key.push_back(key.do_bit ? '1' : '0');
-      if (!in_flight_.count(mesh_key)) {
-        if (Miss* miss = start_miss(key, std::move(mesh_key))) {
+      if (in_flight_.find(flight_key) == in_flight_.end()) {
+        if (Miss* miss = start_miss(key, flight_key)) {
           miss->prefetch = true;
           ++prefetches_;
           counters_.prefetches.add();
@@ -266,10 +286,8 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
   if (settings_.query_log)
     log_query(q, to, found == cache::Found::kStale ? "stale-refresh" : "upstream");
 
-  std::string mesh_key(reinterpret_cast<const char*>(key.question), key.len);
-  mesh_key.push_back(key.do_bit ? '1' : '0');
   Miss* miss;
-  if (auto it = in_flight_.find(mesh_key); it != in_flight_.end()) {
+  if (auto it = in_flight_.find(flight_key); it != in_flight_.end()) {
     miss = it->second;
     if (miss->waiters.size() >= settings_.max_waiters_per_miss) {
       return respond_empty(q, asked_ns, to, wire::kServFail);
@@ -278,7 +296,7 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
   } else if (in_flight_.size() >= settings_.max_in_flight) {
     return respond_empty(q, asked_ns, to, wire::kServFail);
   } else {
-    miss = start_miss(key, std::move(mesh_key));
+    miss = start_miss(key, flight_key);
   }
   Waiter& w = miss->waiters.emplace_back(q, to, asked_ns);
   if (found == cache::Found::kStale && settings_.stale_answer_timeout_ms > 0) {
@@ -291,10 +309,18 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
   }
 }
 
-Worker::Miss* Worker::start_miss(const cache::Key& key, std::string mesh_key) {
-  auto* miss = new Miss(this, mesh_key, key.hash);
-  in_flight_.emplace(std::move(mesh_key), miss);
-  miss->leading = mesh_.join(miss->key, this);
+Worker::Miss* Worker::start_miss(const cache::Key& key, std::string_view flight_key) {
+  Miss* miss;
+  if (spare_misses_.empty()) {
+    miss = new Miss(this);
+  } else {
+    miss = spare_misses_.back().release();
+    spare_misses_.pop_back();
+  }
+  miss->reset(key, flight_key);
+  // Keyed by the miss's own copy: the caller's bytes go when it returns.
+  in_flight_.try_insert(miss->key()).first->second = miss;
+  miss->leading = mesh_.join(miss->key(), this);
   if (miss->leading) {
     counters_.upstream_queries.add();
     forwarder_->resolve({key.question, key.len}, key.do_bit, *miss);
@@ -305,30 +331,28 @@ Worker::Miss* Worker::start_miss(const cache::Key& key, std::string mesh_key) {
 }
 
 void Worker::complete(Miss& miss, upstream::Resolution::Result result) {
-  auto prepared = std::make_shared<wire::PreparedAnswer>();
   bool ok = !result.reply.empty() &&
-            wire::prepare_answer(result.reply, settings_.ttl, result.zone, *prepared);
+            wire::prepare_answer(result.reply, settings_.ttl, result.zone, prepared_);
   if (!ok) {
     counters_.upstream_failures.add();
     if (!result.reply.empty()) spdlog::debug("malformed answer from upstream: SERVFAIL");
-  } else if (prepared->ttl > 0) {
-    cache_.insert(miss.cache_key(), now_seconds(), prepared->ttl, prepared->wire,
-                  prepared->ttl_offsets);
+  } else if (prepared_.ttl > 0) {
+    cache_.insert(miss.cache_key(), now_seconds(), prepared_.ttl, prepared_.wire,
+                  prepared_.ttl_offsets);
   }
-  Outcome outcome = ok ? Outcome(std::move(prepared)) : nullptr;
-  mesh_.finish(miss.key, this, outcome);
-  answer_waiters(miss, outcome);
+  const wire::PreparedAnswer* answer = ok ? &prepared_ : nullptr;
+  mesh_.finish(miss.key(), this, answer);
+  answer_waiters(miss, answer);
 }
 
-void Worker::answer_waiters(Miss& miss, const Outcome& outcome) {
-  in_flight_.erase(miss.key);
-  std::unique_ptr<Miss> owned(&miss);
+void Worker::answer_waiters(Miss& miss, const wire::PreparedAnswer* answer) {
+  in_flight_.erase(in_flight_.find(miss.key()));
   if (miss.prefetch) --prefetches_;
   for (Waiter& w : miss.waiters) {
     if (w.stale_after_ms) --stale_waiters_;
     net::ReplyTo to = w.reply_to();
     if (to.sink && !to.sink->open()) continue;
-    if (!outcome) {
+    if (!answer) {
       // RFC 8767: when upstream fails, an expired answer beats SERVFAIL.
       if (!(w.stale_after_ms && answer_stale(miss, w))) {
         respond_empty(w.query, w.asked_ns, to, wire::kServFail);
@@ -336,12 +360,23 @@ void Worker::answer_waiters(Miss& miss, const Outcome& outcome) {
       continue;
     }
     size_t limit = to.sink ? wire::kMaxMessageSize : w.query.udp_limit();
-    size_t len =
-        wire::render_answer(outcome->wire, outcome->ttl_offsets, 0, 0, w.query, limit, out_);
+    size_t len = wire::render_answer(answer->wire, answer->ttl_offsets, 0, 0, w.query, limit, out_);
     respond(w.query, to, {out_.data(), len}, admin::coredns::qtype_index(w.query.question.qtype),
             w.asked_ns);
   }
   if (stale_waiters_ == 0 && !closed_) uv_timer_stop(stale_timer_);
+  // Only now: answering may have let a client ask again, starting a miss that must be another.
+  if (spare_misses_.size() < kMaxSpareMisses) {
+    // Cleared now, not on reuse: waiters hold references to their TCP sessions.
+    if (miss.waiters.capacity() > kMaxSpareWaiters) {
+      miss.waiters = std::vector<Waiter>();
+    } else {
+      miss.waiters.clear();
+    }
+    spare_misses_.emplace_back(&miss);
+  } else {
+    delete &miss;
+  }
 }
 
 bool Worker::answer_stale(const Miss& miss, const Waiter& w) {
@@ -401,9 +436,9 @@ void Worker::log_query(const wire::Query& q, const net::ReplyTo& to, const char*
       client, name, q.question.qtype, q.question.qclass, q.id, q.edns.do_bit, outcome);
 }
 
-void Worker::post(const std::string& key, Outcome outcome) {
+void Worker::post(std::string_view key, Outcome outcome) {
   std::lock_guard lock(mailbox_mutex_);
-  mailbox_.emplace_back(key, std::move(outcome));
+  mailbox_.emplace_back(std::string(key), std::move(outcome));
   uv_async_send(mailbox_async_);
 }
 
@@ -415,7 +450,9 @@ void Worker::drain_mailbox() {
   }
   for (auto& [key, outcome] : arrived) {
     auto it = in_flight_.find(key);
-    if (it != in_flight_.end() && !it->second->leading) answer_waiters(*it->second, outcome);
+    if (it != in_flight_.end() && !it->second->leading) {
+      answer_waiters(*it->second, outcome.get());
+    }
   }
 }
 

@@ -9,13 +9,14 @@
 #include <mutex>
 #include <span>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
 
 #include "cache/cache.hpp"
 #include "core/counters.hpp"
 #include "core/mesh.hpp"
 #include "core/rate_limit.hpp"
+#include "core/reusing_map.hpp"
 #include "net/listeners.hpp"
 #include "upstream/forwarder.hpp"
 #include "wire/answer.hpp"
@@ -87,14 +88,16 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
                size_t type, uint64_t asked_ns);
   void respond_empty(const wire::Query& q, uint64_t asked_ns, const net::ReplyTo& to,
                      uint16_t rcode);
-  // Starts a miss for `key` (leading it or following another worker's flight).
-  Miss* start_miss(const cache::Key& key, std::string mesh_key);
+  // Starts a miss for `key`, in flight as `flight_key` (leading it or following another worker's
+  // flight).
+  Miss* start_miss(const cache::Key& key, std::string_view flight_key);
   void complete(Miss& miss, upstream::Resolution::Result result);
-  void answer_waiters(Miss& miss, const Outcome& outcome);
+  // Answers the waiters of `miss` from `answer` (null: the resolution failed), then recycles it.
+  void answer_waiters(Miss& miss, const wire::PreparedAnswer* answer);
   // Answers `w` from the stale entry of `miss`; false if the cache no longer has it.
   bool answer_stale(const Miss& miss, const Waiter& w);
   void log_query(const wire::Query& q, const net::ReplyTo& to, const char* outcome);
-  void post(const std::string& key, Outcome outcome) override;
+  void post(std::string_view key, Outcome outcome) override;
   void drain_mailbox();
   void on_stale_tick();
   uint32_t now_seconds() const { return uint32_t(transport_.now_ms() / 1000); }
@@ -110,8 +113,12 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   RateLimiter rrl_;
   std::vector<std::unique_ptr<net::UdpListener>> udp_;
   std::vector<std::unique_ptr<net::TcpListener>> tcp_;
-  std::unordered_map<std::string, Miss*> in_flight_;  // the mesh: one upstream query per key
-  std::vector<uint8_t> out_;                          // answers are rendered here
+  // The mesh: one upstream query per key. Keys are views of the key each Miss holds.
+  ReusingMap<std::string_view, Miss*> in_flight_;
+  // Finished misses, kept for new ones along with their vectors' capacity.
+  std::vector<std::unique_ptr<Miss>> spare_misses_;
+  wire::PreparedAnswer prepared_;  // upstream answers are prepared here
+  std::vector<uint8_t> out_;       // answers are rendered here
   size_t prefetches_ = 0;
   size_t stale_waiters_ = 0;
   uv_timer_t* stale_timer_;

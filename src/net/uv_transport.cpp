@@ -13,6 +13,82 @@
 #include "wire/message.hpp"
 
 namespace readyns::net {
+namespace {
+
+// The queries out on one socket or connection, by ID, and their slots: an open-addressing table
+// (linear probing, deletion by backward shift) that only allocates when it grows, so a query in
+// steady state costs it nothing. IDs are random: their low bits make a good hash.
+class PendingQueries {
+ public:
+  // The slot of the query with this ID, or null.
+  const uint32_t* find(uint16_t id) const {
+    if (entries_.empty()) return nullptr;
+    for (size_t i = id & mask();; i = (i + 1) & mask()) {
+      const Entry& e = entries_[i];
+      if (e.slot == kFree) return nullptr;
+      if (e.id == id) return &e.slot;
+    }
+  }
+  bool contains(uint16_t id) const { return find(id) != nullptr; }
+  // `id` must not be in the table.
+  void insert(uint16_t id, uint32_t slot) {
+    if (2 * (size_ + 1) > entries_.size()) grow();
+    size_t i = id & mask();
+    while (entries_[i].slot != kFree) i = (i + 1) & mask();
+    entries_[i] = {slot, id};
+    ++size_;
+  }
+  void erase(uint16_t id) {
+    if (entries_.empty()) return;
+    size_t hole = id & mask();
+    while (entries_[hole].slot != kFree && entries_[hole].id != id) hole = (hole + 1) & mask();
+    if (entries_[hole].slot == kFree) return;
+    // Moves back each later entry of the run that may sit in the hole (its home is not between
+    // the hole and it), so that lookups never meet a gap before their entry.
+    for (size_t i = (hole + 1) & mask(); entries_[i].slot != kFree; i = (i + 1) & mask()) {
+      size_t home = entries_[i].id & mask();
+      if (((i - home) & mask()) >= ((i - hole) & mask())) {
+        entries_[hole] = entries_[i];
+        hole = i;
+      }
+    }
+    entries_[hole].slot = kFree;
+    --size_;
+  }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  void clear() {
+    for (Entry& e : entries_) e.slot = kFree;
+    size_ = 0;
+  }
+  template <class Visit>
+  void for_each_slot(Visit visit) const {
+    for (const Entry& e : entries_) {
+      if (e.slot != kFree) visit(e.slot);
+    }
+  }
+
+ private:
+  static constexpr uint32_t kFree = UINT32_MAX;
+  struct Entry {
+    uint32_t slot = kFree;
+    uint16_t id = 0;
+  };
+  size_t mask() const { return entries_.size() - 1; }
+  void grow() {
+    std::vector<Entry> old(std::max<size_t>(16, 2 * entries_.size()));
+    old.swap(entries_);
+    size_ = 0;
+    for (const Entry& e : old) {
+      if (e.slot != kFree) insert(e.id, e.slot);
+    }
+  }
+
+  std::vector<Entry> entries_;  // a power of two of them, at most half used
+  size_t size_ = 0;
+};
+
+}  // namespace
 
 // A raw socket under a uv_poll_t rather than a uv_udp_t: libuv's UDP reads until EAGAIN, one
 // wasted system call per reply when replies arrive one at a time, as misses make them.
@@ -20,7 +96,7 @@ struct UvTransport::UdpSocket {
   uv_poll_t poll{};
   int fd = -1;
   UvTransport* owner = nullptr;
-  std::unordered_map<uint16_t, uint32_t> pending;  // query ID -> slot
+  PendingQueries pending;
   unsigned uses = 0;
   bool retiring = false;
 };
@@ -35,8 +111,8 @@ struct UvTransport::TcpConnection {
   bool closing = false;
   int open_handles = 2;
   std::vector<uint8_t> inbox;
-  std::vector<std::vector<uint8_t>> unsent;        // framed queries waiting for the connect
-  std::unordered_map<uint16_t, uint32_t> pending;  // query ID -> slot
+  std::vector<std::vector<uint8_t>> unsent;  // framed queries waiting for the connect
+  PendingQueries pending;
 };
 
 namespace {
@@ -52,11 +128,10 @@ void delete_when_closed(uv_handle_t* h) {
 }
 
 // Picks an ID not already used by `pending`: unpredictable to an off-path forger.
-template <class Map>
-uint16_t fresh_id(const Map& pending) {
+uint16_t fresh_id(const PendingQueries& pending) {
   uint16_t id;
   do id = uint16_t(upstream::random32());
-  while (pending.count(id));
+  while (pending.contains(id));
   return id;
 }
 
@@ -240,7 +315,7 @@ void UvTransport::send_udp(const Address& server, std::span<uint8_t> query, uint
   Slot& slot = slots_[index];
   slot.udp = s;
   slot.id = fresh_id(s->pending);
-  s->pending.emplace(slot.id, index);
+  s->pending.insert(slot.id, index);
   ++s->uses;
   wire::put16(query.data(), slot.id);
   ::send(s->fd, query.data(), query.size(), MSG_DONTWAIT);  // a failed send is a lost packet
@@ -255,12 +330,12 @@ void UvTransport::on_udp_readable(UdpSocket* s) {
                          reinterpret_cast<sockaddr*>(&from), &from_len);
   if (n < ssize_t(wire::kHeaderSize) || self->closed_) return;
   const uint8_t* bytes = self->recv_buffer_.get();
-  auto it = s->pending.find(wire::get16(bytes));
-  if (it == s->pending.end()) {
+  const uint32_t* slot = s->pending.find(wire::get16(bytes));
+  if (!slot) {
     self->unknown_id_.fetch_add(1, std::memory_order_relaxed);  // late, or a guess at our ID
     return;
   }
-  uint32_t index = it->second;
+  uint32_t index = *slot;
   if (!same_endpoint(self->slots_[index].server, reinterpret_cast<const sockaddr*>(&from))) {
     self->wrong_source_.fetch_add(1, std::memory_order_relaxed);  // a spoofing attempt
     return;
@@ -315,7 +390,7 @@ void UvTransport::send_tcp(const Address& server, std::span<uint8_t> query, uint
   Slot& slot = slots_[index];
   slot.tcp = c;
   slot.id = fresh_id(c->pending);
-  c->pending.emplace(slot.id, index);
+  c->pending.insert(slot.id, index);
   wire::put16(query.data(), slot.id);
   std::vector<uint8_t> framed(2 + query.size());
   wire::put16(framed.data(), uint16_t(query.size()));
@@ -344,8 +419,9 @@ void UvTransport::on_tcp_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf) {
     std::vector<uint8_t> msg(c->inbox.begin() + used + 2, c->inbox.begin() + used + 2 + len);
     used += 2 + len;
     if (len < wire::kHeaderSize) continue;
-    auto it = c->pending.find(wire::get16(msg.data()));
-    if (it != c->pending.end()) self->deliver(it->second, msg);
+    if (const uint32_t* slot = c->pending.find(wire::get16(msg.data()))) {
+      self->deliver(*slot, msg);
+    }
   }
   if (!c->closing) c->inbox.erase(c->inbox.begin(), c->inbox.begin() + used);
 }
@@ -355,7 +431,7 @@ void UvTransport::close_tcp(TcpConnection* c, bool failed) {
   c->closing = true;
   tcp_.erase(std::remove(tcp_.begin(), tcp_.end(), c), tcp_.end());
   std::vector<uint32_t> pending;
-  for (auto& [id, index] : c->pending) pending.push_back(index);
+  c->pending.for_each_slot([&](uint32_t index) { pending.push_back(index); });
   c->pending.clear();
   for (uint32_t index : pending) {
     slots_[index].tcp = nullptr;

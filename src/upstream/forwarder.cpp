@@ -141,20 +141,19 @@ void Forwarder::order_servers(const Zone& zone, std::vector<ServerState*>& out) 
       probe(*s, zone);
     }
   }
-  // Other workers update the states while we sort: sort a snapshot.
-  struct Rank {
-    bool avoided;
-    uint32_t srtt;
-    ServerState* server;
-  };
-  std::vector<Rank> ranks;
-  for (ServerState* s : zone.servers) ranks.push_back({s->avoided(now), s->srtt_ms, s});
-  std::stable_sort(ranks.begin(), ranks.end(), [](const Rank& a, const Rank& b) {
+  // Other workers update the states while we sort: sort a snapshot. Ties keep the zone's order
+  // (as std::stable_sort would, but it allocates).
+  ranks_.clear();
+  for (ServerState* s : zone.servers) {
+    ranks_.push_back({s->avoided(now), s->srtt_ms, uint32_t(ranks_.size()), s});
+  }
+  std::sort(ranks_.begin(), ranks_.end(), [](const Rank& a, const Rank& b) {
     if (a.avoided != b.avoided) return b.avoided;
-    return a.srtt < b.srtt;
+    if (a.srtt != b.srtt) return a.srtt < b.srtt;
+    return a.position < b.position;
   });
   out.clear();
-  for (const Rank& r : ranks) out.push_back(r.server);
+  for (const Rank& r : ranks_) out.push_back(r.server);
 }
 
 void Forwarder::probe(ServerState& server, const Zone& zone) {

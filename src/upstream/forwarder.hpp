@@ -130,6 +130,14 @@ class Forwarder {
   std::vector<ServerState*> servers_;  // this forwarder's, from the shared pool
   std::vector<Zone> zones_;            // longest first
   std::vector<std::unique_ptr<Probe>> probes_;
+  // order_servers()' snapshot of each server's standing, kept for its capacity.
+  struct Rank {
+    bool avoided;
+    uint32_t srtt;
+    uint32_t position;  // in the zone's list: ties keep that order
+    ServerState* server;
+  };
+  std::vector<Rank> ranks_;
 };
 
 }  // namespace readyns::upstream

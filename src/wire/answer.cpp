@@ -20,19 +20,45 @@ struct RecordInfo {
   bool keep = true;
 };
 
-struct Layout {
-  size_t question_end = 0;
-  std::vector<RecordInfo> records;
-  uint32_t soa_ttl = 0, soa_minimum = 0;
-  bool has_soa = false;
-  bool opt_last = true;  // OPT absent, or the very last record: strip it by truncation
-};
-
 struct Name {
   uint8_t bytes[kMaxNameLength];
   size_t len = 0;
   bool operator==(const Name& o) const {
     return len == o.len && std::memcmp(bytes, o.bytes, len) == 0;
+  }
+};
+
+// What walk() finds in a message, with walk()'s working space. Reused from one message to the
+// next (one per thread), so that its vectors keep their capacity and preparing an answer
+// allocates nothing.
+struct Layout {
+  size_t question_end;
+  std::vector<RecordInfo> records;
+  uint32_t soa_ttl, soa_minimum;
+  bool has_soa;
+  bool opt_last;  // OPT absent, or the very last record: strip it by truncation
+
+  std::vector<bool> name_bytes;  // NameBytes' map of the message
+  std::vector<Name> owners;      // each record's owner name, for the chain pass
+  std::vector<Name> chain;       // the question name and the CNAME targets reached from it
+  std::vector<bool> on_chain;    // by answer record
+
+  // Makes it ready for another message. The room a message of many records took goes back to
+  // the heap: owner names are large.
+  void reset() {
+    constexpr size_t kKeptRecords = 64;
+    question_end = 0;
+    soa_ttl = soa_minimum = 0;
+    has_soa = false;
+    opt_last = true;
+    if (owners.capacity() > kKeptRecords) {
+      records = {};
+      owners = {};
+      on_chain = {};
+    }
+    records.clear();
+    owners.clear();
+    chain.clear();
   }
 };
 
@@ -42,7 +68,10 @@ struct Name {
 // read through them would change (or break) in the answer a client gets.
 class NameBytes {
  public:
-  explicit NameBytes(size_t size) : allowed_(size, false) {}
+  // Nothing allowed yet, in a message of `size` bytes; `allowed` is the space to keep that in.
+  NameBytes(size_t size, std::vector<bool>& allowed) : allowed_(allowed) {
+    allowed_.assign(size, false);
+  }
 
   void allow(size_t from, size_t to) {
     std::fill(allowed_.begin() + long(from), allowed_.begin() + long(to), true);
@@ -75,7 +104,7 @@ class NameBytes {
   }
 
  private:
-  std::vector<bool> allowed_;
+  std::vector<bool>& allowed_;
 };
 
 // Record types whose RDATA holds names that readers decompress (RFC 3597 4, and DNAME): what comes
@@ -98,18 +127,18 @@ constexpr RdataNames kRdataNames[] = {
 // question's CNAME chain; authority and additional records must lie inside the forwarded zone.
 // Returns false if the message is malformed.
 bool walk(std::span<const uint8_t> msg, std::span<const uint8_t> zone, Layout& out) {
+  out.reset();
   if (msg.size() < kHeaderSize || get16(&msg[4]) != 1) return false;
   Name qname;
   size_t pos = read_name(msg, kHeaderSize, qname.bytes, qname.len);
   // An uncompressed question only: a pointer could only point into the header.
   if (pos == 0 || pos != kHeaderSize + qname.len || pos + 4 > msg.size()) return false;
-  NameBytes name_bytes(msg.size());
+  NameBytes name_bytes(msg.size(), out.name_bytes);
   name_bytes.allow(kHeaderSize, pos);
   pos += 4;
   out.question_end = pos;
 
   const unsigned counts[3] = {get16(&msg[6]), get16(&msg[8]), get16(&msg[10])};
-  std::vector<Name> owners;  // kept for the chain pass
   for (uint8_t section = kAnswer; section <= kAdditional; ++section) {
     for (unsigned i = 0; i < counts[section]; ++i) {
       RecordInfo rr;
@@ -157,18 +186,21 @@ bool walk(std::span<const uint8_t> msg, std::span<const uint8_t> zone, Layout& o
                   rr.type != 250 /* TSIG: not ours to relay */;
       }
       out.records.push_back(rr);
-      owners.push_back(owner);
+      out.owners.push_back(owner);
     }
   }
 
   // The chain: the question name, then every CNAME target reached from it, in any order.
-  std::vector<Name> chain{qname};
+  std::vector<Name>& chain = out.chain;
+  chain.push_back(qname);
   size_t answers = counts[kAnswer];
-  std::vector<bool> on_chain(answers, false);
+  std::vector<bool>& on_chain = out.on_chain;
+  on_chain.assign(answers, false);
   for (bool grew = true; grew;) {
     grew = false;
     for (size_t i = 0; i < answers; ++i) {
-      if (on_chain[i] || std::find(chain.begin(), chain.end(), owners[i]) == chain.end()) continue;
+      if (on_chain[i] || std::find(chain.begin(), chain.end(), out.owners[i]) == chain.end())
+        continue;
       on_chain[i] = true;
       if (out.records[i].type == kTypeCname) {
         Name target;  // read and checked above
@@ -265,14 +297,13 @@ ReplyCheck check_reply(std::span<const uint8_t> reply, uint16_t id, const uint8_
 
 bool prepare_answer(std::span<const uint8_t> reply, const TtlPolicy& policy,
                     std::span<const uint8_t> zone, PreparedAnswer& out) {
-  Layout layout;
+  thread_local Layout layout;
   if (!walk(reply, zone, layout)) return false;
   bool drops = std::any_of(layout.records.begin(), layout.records.end(),
                            [](const RecordInfo& r) { return !r.keep && r.type != kTypeOpt; });
   if (drops || !layout.opt_last) {
     std::vector<uint8_t> rebuilt;
     if (!rebuild(reply, layout, rebuilt)) return false;
-    layout = Layout{};
     if (!walk(rebuilt, zone, layout)) return false;
     out.wire = std::move(rebuilt);
   } else {
