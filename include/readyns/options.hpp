@@ -33,6 +33,7 @@ struct Options {
   uint32_t upstream_timeout_ms = 1000;  // one attempt, before trying the next upstream
   uint32_t resolve_timeout_ms = 4000;   // whole query: SERVFAIL after this, never silence
   bool randomize_case = false;          // 0x20: random case toward upstreams that preserve it
+  size_t max_in_flight = 10000;         // distinct misses upstream at once, per worker thread
 
   // Serve stale (RFC 8767): an expired answer up to stale_max seconds old is served (TTL 30)
   // when every upstream fails, or after stale_answer_timeout_ms without an answer.

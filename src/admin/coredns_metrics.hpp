@@ -159,6 +159,11 @@ inline constexpr MetricSpec kTcpRefusedTotal{
 inline constexpr MetricSpec kRateLimitedTotal{
     "readyns_rate_limited_total", MetricType::kCounter,
     "UDP answers over the client's --rrl-rate, dropped or sent truncated.", labels::kAction};
+inline constexpr MetricSpec kShedTotal{
+    "readyns_shed_total",
+    MetricType::kCounter,
+    "Misses refused over --max-in-flight or the clients one miss may hold.",
+    {}};
 // Value 1, labelled with the version (as coredns_build_info).
 inline constexpr MetricSpec kBuildInfo{"readyns_build_info", MetricType::kGauge,
                                        "A metric with a constant '1' value labeled by version.",

@@ -289,6 +289,10 @@ std::vector<Setting> make_settings() {
       number<uint32_t>("upstream.resolve_timeout_ms", "--resolve-timeout", "MS",
                        "longest wait for a whole resolution before SERVFAIL (default 4000)",
                        &Options::resolve_timeout_ms, 10, 60000),
+      number<size_t>("upstream.max_in_flight", "--max-in-flight", "N",
+                     "distinct misses upstream at once per worker thread; more get a stale "
+                     "answer or REFUSED (default 10000)",
+                     &Options::max_in_flight, 1, 1000000),
       toggle("upstream.randomize_case", "--randomize-case",
              "send query names to upstreams in random case (0x20) and require it echoed "
              "(--randomize-case=false to turn off)",

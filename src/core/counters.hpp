@@ -44,6 +44,7 @@ struct Counters {
   Counter prefetches;         // refreshes started before expiry
   Counter rrl_dropped;        // UDP answers over the client's rate limit, not sent
   Counter rrl_slipped;        // ... sent empty with TC=1 instead
+  Counter shed;               // misses over max_in_flight or max_waiters_per_miss: REFUSED
 };
 
 }  // namespace readyns::core

@@ -51,6 +51,7 @@ WorkerSettings worker_settings(const Options& o, upstream::ServerPool* servers) 
                     .randomize_case = o.randomize_case},
       .zones = zone_servers(o),
       .servers = servers,
+      .max_in_flight = o.max_in_flight,
       .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
       .query_log = o.query_log,
       .query_log_sample = std::max<uint32_t>(1, o.query_log_sample),

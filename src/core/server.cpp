@@ -221,7 +221,7 @@ struct Server::Impl {
     namespace cd = admin::coredns;
     using core::Counters;
     uint64_t hits = 0, misses = 0, coalesced = 0, stale = 0;
-    uint64_t rrl_dropped = 0, rrl_slipped = 0, unknown_id = 0, wrong_source = 0;
+    uint64_t rrl_dropped = 0, rrl_slipped = 0, shed = 0, unknown_id = 0, wrong_source = 0;
     uint64_t rcodes[16] = {};
     std::array<uint64_t, Counters::kRequestSeries> requests{};
     std::vector<admin::HistogramSnapshot> durations(Counters::kTypes);
@@ -235,6 +235,7 @@ struct Server::Impl {
       stale += c.stale_answers.get();
       rrl_dropped += c.rrl_dropped.get();
       rrl_slipped += c.rrl_slipped.get();
+      shed += c.shed.get();
       unknown_id += t->transport->replies_with_unknown_id();
       wrong_source += t->transport->replies_from_wrong_source();
       for (int r = 0; r < 16; ++r) rcodes[r] += c.responses_by_rcode[r].get();
@@ -304,6 +305,8 @@ struct Server::Impl {
     w.begin(cd::kRateLimitedTotal);
     w.sample({"drop"}, rrl_dropped);
     w.sample({"slip"}, rrl_slipped);
+    w.begin(cd::kShedTotal);
+    w.sample(shed);
     return w.take();
   }
 

@@ -271,7 +271,8 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
     counters_.cache_hits.add();
     if (settings_.query_log) log_query(q, to, "cache");
     respond(q, to, {out_.data(), len}, type, asked_ns);
-    if (refresh && prefetches_ < settings_.max_prefetches) {
+    if (refresh && prefetches_ < settings_.max_prefetches &&
+        in_flight_.size() < settings_.max_in_flight) {
       if (in_flight_.find(flight_key) == in_flight_.end()) {
         if (Miss* miss = start_miss(key, flight_key)) {
           miss->prefetch = true;
@@ -290,11 +291,11 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
   if (auto it = in_flight_.find(flight_key); it != in_flight_.end()) {
     miss = it->second;
     if (miss->waiters.size() >= settings_.max_waiters_per_miss) {
-      return respond_empty(q, asked_ns, to, wire::kServFail);
+      return shed(q, key, found == cache::Found::kStale, to, asked_ns);
     }
     counters_.coalesced.add();
   } else if (in_flight_.size() >= settings_.max_in_flight) {
-    return respond_empty(q, asked_ns, to, wire::kServFail);
+    return shed(q, key, found == cache::Found::kStale, to, asked_ns);
   } else {
     miss = start_miss(key, flight_key);
   }
@@ -354,7 +355,7 @@ void Worker::answer_waiters(Miss& miss, const wire::PreparedAnswer* answer) {
     if (to.sink && !to.sink->open()) continue;
     if (!answer) {
       // RFC 8767: when upstream fails, an expired answer beats SERVFAIL.
-      if (!(w.stale_after_ms && answer_stale(miss, w))) {
+      if (!(w.stale_after_ms && answer_stale(miss.cache_key(), w.query, to, w.asked_ns))) {
         respond_empty(w.query, w.asked_ns, to, wire::kServFail);
       }
       continue;
@@ -379,19 +380,28 @@ void Worker::answer_waiters(Miss& miss, const wire::PreparedAnswer* answer) {
   }
 }
 
-bool Worker::answer_stale(const Miss& miss, const Waiter& w) {
+bool Worker::answer_stale(const cache::Key& key, const wire::Query& q, const net::ReplyTo& to,
+                          uint64_t asked_ns) {
   constexpr uint32_t kStaleTtl = 30;  // RFC 8767 4
-  net::ReplyTo to = w.reply_to();
-  size_t limit = to.sink ? wire::kMaxMessageSize : w.query.udp_limit();
+  size_t limit = to.sink ? wire::kMaxMessageSize : q.udp_limit();
   size_t len = 0;
-  cache_.find(miss.cache_key(), now_seconds(), [&](const cache::EntryView& e) {
-    len = wire::render_answer(e.wire, e.ttl_offsets, e.elapsed, kStaleTtl, w.query, limit, out_);
+  cache_.find(key, now_seconds(), [&](const cache::EntryView& e) {
+    len = wire::render_answer(e.wire, e.ttl_offsets, e.elapsed, kStaleTtl, q, limit, out_);
   });
   if (len == 0) return false;
   counters_.stale_answers.add();
-  respond(w.query, to, {out_.data(), len}, admin::coredns::qtype_index(w.query.question.qtype),
-          w.asked_ns);
+  respond(q, to, {out_.data(), len}, admin::coredns::qtype_index(q.question.qtype), asked_ns);
   return true;
+}
+
+void Worker::shed(const wire::Query& q, const cache::Key& key, bool stale_at_hand,
+                  const net::ReplyTo& to, uint64_t asked_ns) {
+  if (stale_at_hand && settings_.stale_answer_timeout_ms > 0 &&
+      answer_stale(key, q, to, asked_ns)) {
+    return;
+  }
+  counters_.shed.add();
+  respond_empty(q, asked_ns, to, wire::kRefused);
 }
 
 void Worker::on_stale_tick() {
@@ -400,7 +410,8 @@ void Worker::on_stale_tick() {
     auto& waiters = miss->waiters;
     for (size_t i = 0; i < waiters.size();) {
       Waiter& w = waiters[i];
-      if (w.stale_after_ms && w.stale_after_ms <= now && answer_stale(*miss, w)) {
+      if (w.stale_after_ms && w.stale_after_ms <= now &&
+          answer_stale(miss->cache_key(), w.query, w.reply_to(), w.asked_ns)) {
         --stale_waiters_;
         std::swap(w, waiters.back());  // answered: the refresh goes on without it
         waiters.pop_back();

@@ -37,8 +37,9 @@ struct WorkerSettings {
   upstream::ForwarderSettings forwarder;
   std::vector<upstream::ZoneServers> zones;
   upstream::ServerPool* servers = nullptr;  // shared by all workers: one view of upstream health
-  size_t max_in_flight = 10000;             // distinct misses upstream at once; beyond: SERVFAIL
-  size_t max_waiters_per_miss = 1000;       // clients coalesced onto one miss
+  // Beyond these a query is shed (a stale answer if one is at hand, else REFUSED); hits go on.
+  size_t max_in_flight = 10000;        // distinct misses upstream at once, per worker
+  size_t max_waiters_per_miss = 1000;  // clients coalesced onto one miss
   // RFC 8767: with a stale entry in the cache, a client waits at most this long for upstream
   // before it gets the stale answer (TTL 30); 0 disables serving stale.
   uint32_t stale_answer_timeout_ms = 1800;
@@ -94,8 +95,13 @@ class Worker final : public net::QueryHandler, private Mesh::Member {
   void complete(Miss& miss, upstream::Resolution::Result result);
   // Answers the waiters of `miss` from `answer` (null: the resolution failed), then recycles it.
   void answer_waiters(Miss& miss, const wire::PreparedAnswer* answer);
-  // Answers `w` from the stale entry of `miss`; false if the cache no longer has it.
-  bool answer_stale(const Miss& miss, const Waiter& w);
+  // Answers `q` from the expired entry of `key` (RFC 8767); false if the cache has none.
+  bool answer_stale(const cache::Key& key, const wire::Query& q, const net::ReplyTo& to,
+                    uint64_t asked_ns);
+  // Over a limit on misses: RFC 8767's expired answer if there is one, else REFUSED, so the
+  // client moves to its next server at once instead of waiting.
+  void shed(const wire::Query& q, const cache::Key& key, bool stale_at_hand, const net::ReplyTo& to,
+            uint64_t asked_ns);
   void log_query(const wire::Query& q, const net::ReplyTo& to, const char* outcome);
   void post(std::string_view key, Outcome outcome) override;
   void drain_mailbox();

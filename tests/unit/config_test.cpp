@@ -119,6 +119,7 @@ upstream:
   timeout_ms: 300
   resolve_timeout_ms: 2500
   randomize_case: true
+  max_in_flight: 500
   stale_answer_timeout_ms: 900
 tcp:
   idle_timeout_ms: 7000
@@ -163,6 +164,7 @@ TEST_CASE("config: every key is read into its option") {
   CHECK(o.max_ttl == 600);
   CHECK(o.neg_ttl == 7);
   CHECK(o.upstream_timeout_ms == 300);
+  CHECK(o.max_in_flight == 500);
   CHECK(o.resolve_timeout_ms == 2500);
   CHECK(o.randomize_case);
   CHECK(o.stale_max == 3600);
@@ -299,7 +301,7 @@ TEST_CASE("config: bad values and wrong types are refused with file, line and ke
            "cluster_domain); did you mean kube.mode?"},
       Case{"upstream: 192.0.2.1\n",
            "F:1: upstream: expected a mapping of settings (timeout_ms, resolve_timeout_ms, "
-           "randomize_case, stale_answer_timeout_ms); did you mean upstreams?"},
+           "max_in_flight, randomize_case, stale_answer_timeout_ms); did you mean upstreams?"},
       Case{"log_level: loud\n",
            "F:1: log_level: expected trace, debug, info, warn, error, critical or off, got 'loud'"},
       Case{"health: 127.0.0.1\n",

@@ -43,7 +43,7 @@ class ScriptedTransport final : public upstream::Transport {
     sent.assign(query.begin(), query.end());
     this->exchange = exchange;
   }
-  uint64_t now_ms() const override { return 1000; }
+  uint64_t now_ms() const override { return now; }
 
   // Answers the last query with `rcode`, and with an A record (TTL 60) if `address`.
   void reply(uint8_t rcode, bool address = false) {
@@ -59,6 +59,7 @@ class ScriptedTransport final : public upstream::Transport {
     REQUIRE(std::exchange(exchange, nullptr)->on_reply(0x4242, reply));
   }
 
+  uint64_t now = 1000;  // the test moves it
   Bytes sent;
   Bytes reply_bytes;  // kept, so that a reply allocates nothing once it has grown
   upstream::Exchange* exchange = nullptr;
@@ -66,8 +67,9 @@ class ScriptedTransport final : public upstream::Transport {
 
 class CountingSink final : public net::AnswerSink {
  public:
-  void send(std::span<const uint8_t>) override {
+  void send(std::span<const uint8_t> answer) override {
     ++answers;
+    last.assign(answer.begin(), answer.end());
     if (on_send) on_send();
   }
   void abandon() override {}
@@ -75,6 +77,7 @@ class CountingSink final : public net::AnswerSink {
   void unref() override {}
   bool open() const override { return true; }
   int answers = 0;
+  Bytes last;
   std::function<void()> on_send;
 };
 
@@ -82,17 +85,18 @@ struct Fixture {
   uv_loop_t loop;
   ScriptedTransport transport;
   upstream::ServerPool servers;
-  cache::Cache cache{{.max_entries = 1000}};
+  cache::Cache cache{{.max_entries = 1000, .stale_max = 86400}};
   core::Mesh mesh;
   std::unique_ptr<core::Worker> worker;
   CountingSink sink;
   net::Address upstream = *net::parse_address("192.0.2.53:53", 53);
 
-  Fixture() {
+  explicit Fixture(const std::function<void(core::WorkerSettings&)>& adjust = {}) {
     uv_loop_init(&loop);
     core::WorkerSettings settings;
     settings.zones = {{.zone = ".", .servers = {upstream}}};
     settings.servers = &servers;
+    if (adjust) adjust(settings);
     worker = std::make_unique<core::Worker>(&loop, settings, cache, mesh, transport, nullptr);
   }
   ~Fixture() {

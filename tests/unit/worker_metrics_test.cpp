@@ -119,3 +119,43 @@ TEST_CASE("upstream replies are timed by the upstream and the reply's RCODE") {
   CHECK(s.reply_durations[wire::kServFail].snapshot().count() == 0);
   CHECK(f.durations(wire::kTypeA).count() == 3);
 }
+
+TEST_CASE("misses over a limit are shed: a stale answer if at hand, else REFUSED; hits go on") {
+  Fixture f([](core::WorkerSettings& s) {
+    s.max_in_flight = 2;
+    s.max_waiters_per_miss = 2;
+  });
+  auto asked = [&](const std::string& name) {
+    f.sink.last.clear();
+    f.worker->on_query(make_query(name, wire::kTypeA), {.sink = &f.sink});
+    return f.sink.last;  // empty: no answer yet
+  };
+  auto rcode = [](const Bytes& answer) { return answer.at(3) & 0x0f; };
+  auto answers = [](const Bytes& answer) { return wire::get16(&answer.at(6)); };
+  f.cache_answer(make_query("old.example", wire::kTypeA));
+  f.transport.now += 120'000;  // old.example's 60 s are over: it is stale now
+  f.cache_answer(make_query("hot.example", wire::kTypeA));
+
+  CHECK(asked("a.example").empty());
+  CHECK(asked("b.example").empty());  // two misses in flight: the limit
+  Bytes shed = asked("c.example");
+  REQUIRE(!shed.empty());
+  CHECK(rcode(shed) == wire::kRefused);
+  CHECK(f.counters().shed.get() == 1);
+
+  Bytes hit = asked("hot.example");
+  REQUIRE(!hit.empty());
+  CHECK(rcode(hit) == wire::kNoError);
+  CHECK(answers(hit) == 1);
+
+  Bytes stale = asked("old.example");
+  REQUIRE(!stale.empty());
+  CHECK(rcode(stale) == wire::kNoError);
+  CHECK(answers(stale) == 1);
+  CHECK(f.counters().stale_answers.get() == 1);
+  CHECK(f.counters().shed.get() == 1);
+
+  CHECK(asked("a.example").empty());  // joins the miss: its second client
+  CHECK(rcode(asked("a.example")) == wire::kRefused);
+  CHECK(f.counters().shed.get() == 2);
+}
