@@ -183,31 +183,24 @@ size_t Cache::erase_subtree(std::span<const uint8_t> zone) {
   return erased;
 }
 
+template <class T>
+T Cache::sum(T Shard::*field) const {
+  T total = 0;
+  for (const Shard& s : shards_) {
+    std::lock_guard lock(s.mutex);
+    total += s.*field;
+  }
+  return total;
+}
+
 size_t Cache::size() const {
-  size_t total = 0;
-  for (const Shard& s : shards_) {
-    std::lock_guard lock(s.mutex);
-    total += s.size;
-  }
-  return total;
+  return sum(&Shard::size);
 }
-
 size_t Cache::bytes() const {
-  size_t total = 0;
-  for (const Shard& s : shards_) {
-    std::lock_guard lock(s.mutex);
-    total += s.bytes;
-  }
-  return total;
+  return sum(&Shard::bytes);
 }
-
 uint64_t Cache::evictions() const {
-  uint64_t total = 0;
-  for (const Shard& s : shards_) {
-    std::lock_guard lock(s.mutex);
-    total += s.evictions;
-  }
-  return total;
+  return sum(&Shard::evictions);
 }
 
 }  // namespace readyns::cache

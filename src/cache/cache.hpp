@@ -126,6 +126,8 @@ class Cache {
   };
 
   Shard& shard_for(const Key& key) { return shards_[(key.hash >> 48) % shards_.size()]; }
+  template <class T>
+  T sum(T Shard::*field) const;  // over every shard, each under its lock
 
   Settings settings_;
   std::vector<Shard> shards_;
