@@ -46,6 +46,26 @@ def test_failover_when_first_upstream_drops(fault, readyns, where):
     assert live.count() == 4
 
 
+def test_late_reply_after_failover_is_thrown_away(fault, readyns):
+    # The first upstream answers, correctly, only after readyns has given up on it and asked the
+    # next: the client has the next one's answer at once, and the late reply finds no query
+    # waiting for its ID (counted, never read as an answer).
+    slow, live = fault("delay:700"), fault("ok")
+    metrics = harness.free_port()
+    server = readyns(upstreams=[slow.port, live.port],
+                     args=["--upstream-timeout", "250", f"--metrics=127.0.0.1:{metrics}"])
+    msg, took = timed(udp, server.port, harness.make_query(SVC0))
+    assert harness.answer_addresses(msg) == [harness.svc_ip(0, 0)]
+    assert took < 0.6, "answered by the second upstream before the first one's reply"
+    assert slow.count() == 1 and live.count() == 1
+
+    def late_replies():
+        text = harness.http_get(metrics, "/metrics")[1]
+        return harness.metric(text, "readyns_upstream_refused_replies_total", reason="id")
+
+    harness.wait_until(lambda: late_replies() == 1, 3, "the late reply to be counted")
+
+
 def test_all_upstreams_dropping_gives_servfail_within_5s(fault, readyns):
     dead1, dead2 = fault("drop"), fault("drop")
     server = readyns(upstreams=[dead1.port, dead2.port])

@@ -1,7 +1,7 @@
 // Unit tests of what a Worker counts per query: requests by transport, family and type, request
 // durations (a UDP batch's answers timed together, later ones from when their query was read,
 // always before the answer leaves), the upstream replies by RCODE, and the misses shed over a
-// limit. A scripted transport stands in for the upstreams.
+// limit and the bound on prefetches. A scripted transport stands in for the upstreams.
 #include <uv.h>
 #include <catch2/catch.hpp>
 
@@ -158,4 +158,21 @@ TEST_CASE("misses over a limit are shed: a stale answer if at hand, else REFUSED
   CHECK(asked("a.example").empty());  // joins the miss: its second client
   CHECK(rcode(asked("a.example")) == wire::kRefused);
   CHECK(f.counters().shed.get() == 2);
+}
+
+TEST_CASE("prefetches are bounded: popular entries near expiry refresh, at most max_prefetches") {
+  Fixture f([](core::WorkerSettings& s) { s.max_prefetches = 2; });
+  const std::vector<std::string> names = {"a.example", "b.example", "c.example", "d.example"};
+  for (const auto& name : names) f.cache_answer(make_query(name, wire::kTypeA));
+  REQUIRE(f.counters().upstream_queries.get() == 4);
+  // Into the last tenth of their TTL (30 s, the default ceiling): each hit would refresh.
+  f.transport.now += 28'000;
+  for (const auto& name : names) {
+    f.sink.last.clear();
+    f.worker->on_query(make_query(name, wire::kTypeA), {.sink = &f.sink});
+    CHECK(!f.sink.last.empty());  // a hit, answered at once, refresh or not
+  }
+  CHECK(f.counters().prefetches.get() == 2);
+  CHECK(f.counters().upstream_queries.get() == 6);
+  CHECK(f.counters().cache_hits.get() == 4);
 }
