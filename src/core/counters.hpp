@@ -39,7 +39,7 @@ struct Counters {
   Counter coalesced;          // misses that joined a query already in flight
   Counter upstream_queries;   // resolutions started
   Counter upstream_failures;  // resolutions that ended in SERVFAIL
-  Counter dropped;            // queries dropped: QR set, too short, over a limit
+  Counter dropped;            // queries dropped unanswered: QR set, too short
   Counter stale_answers;      // RFC 8767 answers served from expired entries
   Counter prefetches;         // refreshes started before expiry
   Counter rrl_dropped;        // UDP answers over the client's rate limit, not sent

@@ -13,7 +13,7 @@
 
 namespace readyns::core {
 
-// null: the resolution failed (the followers answer SERVFAIL).
+// null: the resolution failed (the followers answer SERVFAIL, or stale where they may).
 using Outcome = std::shared_ptr<const wire::PreparedAnswer>;
 
 class Mesh {

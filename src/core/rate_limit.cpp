@@ -3,8 +3,7 @@
 
 #include <netinet/in.h>
 
-#include <cstdlib>
-#include <cstring>
+#include "upstream/random.hpp"
 
 namespace readyns::core {
 namespace {
@@ -38,7 +37,7 @@ uint64_t mix(uint64_t x) {
 RateLimiter::RateLimiter(uint32_t rate, uint32_t slip)
     : interval_us_(rate ? kSecondUs / rate : 0),
       slip_(slip),
-      seed_(uint64_t(arc4random()) << 32 | arc4random()) {
+      seed_(uint64_t(upstream::random32()) << 32 | upstream::random32()) {
   if (rate) table_.resize(kEntries);
 }
 

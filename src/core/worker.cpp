@@ -162,7 +162,7 @@ void Worker::close_listeners() {
 void Worker::respond(const wire::Query& q, const net::ReplyTo& to, std::span<const uint8_t> answer,
                      size_t type, uint64_t asked_ns) {
   uint8_t slip[wire::kHeaderSize + wire::kMaxNameLength + 4 + wire::kOptRecordSize];
-  if (to.udp) {
+  if (to.udp && rrl_.enabled()) {
     switch (rrl_.check(to.peer, transport_.now_ms())) {
       case RateLimiter::Verdict::kSend:
         break;
@@ -264,6 +264,7 @@ void Worker::handle_query(std::span<const uint8_t> msg, const net::ReplyTo& to) 
   size_t len = 0;
   bool refresh = false;
   cache::Found found = cache_.find(key, now_seconds(), [&](const cache::EntryView& e) {
+    if (e.elapsed >= e.ttl) return;  // stale: served, if at all, by answer_stale()
     len = wire::render_answer(e.wire, e.ttl_offsets, e.elapsed, 0, q, limit, out_);
     refresh = e.ttl >= 10 && uint64_t(e.elapsed) * 10 >= uint64_t(e.ttl) * 9;
   });
