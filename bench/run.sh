@@ -18,7 +18,7 @@
 #   OUT=bench/out      where results.json, results.md, cost.png go
 #   KEEP=1             keep the scratch directory (zones, configs, logs, raw.tsv) instead of deleting it
 # The server under test runs pinned to CPU 1; dnsperf and the upstream knotd run pinned to CPU 0.
-# Takes about 12 minutes with the defaults on a quiet machine (half of it the fills); runs disturbed by other processes are retried.
+# Takes about 20 minutes with the defaults on a quiet machine (a third of it the fills); runs disturbed by other processes are retried.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -303,7 +303,7 @@ std::vector<Setting> make_settings() {
                        &Options::stale_max, 0, 7 * 86400),
       number<uint32_t>("upstream.stale_answer_timeout_ms", "--stale-answer-timeout", "MS",
                        "with an expired answer at hand, wait this long for upstream before "
-                       "serving it (default 1800)",
+                       "serving it (0 never; default 1800)",
                        &Options::stale_answer_timeout_ms, 0, 60000),
       number<uint32_t>("tcp.idle_timeout_ms", "--tcp-idle-timeout", "MS",
                        "close a client TCP connection idle this long (default 10000)",

@@ -133,7 +133,7 @@ TEST_CASE("misses over a limit are shed: a stale answer if at hand, else REFUSED
   auto rcode = [](const Bytes& answer) { return answer.at(3) & 0x0f; };
   auto answers = [](const Bytes& answer) { return wire::get16(&answer.at(6)); };
   f.cache_answer(make_query("old.example", wire::kTypeA));
-  f.transport.now += 120'000;  // old.example's 60 s are over: it is stale now
+  f.transport.now += 120'000;  // old.example's 30 s (the default ceiling) are over: it is stale now
   f.cache_answer(make_query("hot.example", wire::kTypeA));
 
   CHECK(asked("a.example").empty());
