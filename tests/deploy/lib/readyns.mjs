@@ -9,8 +9,8 @@ import { spawnSync } from "node:child_process";
 import { isIP } from "./k8s.mjs";
 
 // Flags the manifests may use ahead of their implementation (the self-setup overlay's), each with
-// a check of its value; they are left out of what the binary is asked. Once the binary knows one,
-// the binary checks it (see readynsInfo) and its entry here is dead: delete it then.
+// a check of its value; they are always left out of what the binary is asked and checked here.
+// Once the binary implements one, delete its entry so that the binary checks it instead.
 const PLANNED_FLAGS = new Map([
   ["--setup-interface", (v) => (/^[a-zA-Z0-9_.-]{1,15}$/.test(v) ? null : "expected an interface name")],
   ["--setup-address", (v) => (isIP(v) ? null : "expected an IP address")],
@@ -51,7 +51,7 @@ export function parseAddrPort(s) {
 
 // Splits readyns's argv as cli.cpp does ("--flag=value" or "--flag value"; a switch takes a
 // value only as "--switch=false"), to read the values the cross-object checks need. Unknown flags
-// are skipped: checkConfig() has the binary refuse them. Returns { flags: [[flag, value]], args }.
+// are kept but judged by no check here: checkConfig() has the binary refuse them. Returns { flags: [[flag, value]], args }.
 export function parseArgs(args, info) {
   const flags = [];
   for (let i = 0; i < args.length; i++) {
