@@ -270,6 +270,8 @@ struct Server::Impl {
     w.sample({server, cd::kCacheSuccess}, cache->size());
     w.begin(cd::kCacheBytes);
     w.sample(cache->bytes());
+    w.begin(cd::kCacheRequestsTotal);
+    w.sample({server}, hits + misses);
     w.begin(cd::kCacheHitsTotal);
     w.sample({server, cd::kCacheSuccess}, hits);
     w.begin(cd::kCacheMissesTotal);
@@ -307,6 +309,8 @@ struct Server::Impl {
     w.sample({"slip"}, rrl_slipped);
     w.begin(cd::kShedTotal);
     w.sample(shed);
+    w.begin(cd::kBuildInfo);
+    w.sample({READYNS_VERSION}, 1);  // meson.build: the project version
     return w.take();
   }
 
@@ -349,6 +353,8 @@ struct Server::Impl {
     }
     w.begin(cd::kForwardHealthcheckFailuresTotal);
     for (const Upstream& u : upstreams) w.sample({u.to}, u.state->probe_failures.load());
+    w.begin(cd::kForwardHealthcheckBrokenTotal);
+    w.sample(servers.all_failing.load(std::memory_order_relaxed));
     w.begin(cd::kProxyHealthcheckFailuresTotal);
     for (const Upstream& u : upstreams) {
       w.sample({cd::kProxyNameForward, u.to}, u.state->probe_failures.load());

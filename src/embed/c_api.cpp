@@ -29,8 +29,6 @@ struct readyns_subscription {
 
 namespace {
 
-constexpr char kVersion[] = "0.1.0";
-
 thread_local std::string last_error;
 
 int fail(int status, std::string message) {
@@ -132,7 +130,7 @@ const char* readyns_last_error(void) {
 }
 
 const char* readyns_version(void) {
-  return kVersion;
+  return READYNS_VERSION;  // meson.build: the project version
 }
 
 readyns_options* readyns_options_new(void) {

@@ -54,7 +54,7 @@ std::vector<ServerState*> ServerPool::all() const {
 
 Forwarder::Forwarder(ForwarderSettings settings, const std::vector<ZoneServers>& zones,
                      ServerPool& pool, Transport& transport)
-    : settings_(settings), transport_(transport) {
+    : settings_(settings), transport_(transport), pool_(pool) {
   for (const ZoneServers& z : zones) {
     Zone zone;
     zone.name.resize(wire::kMaxNameLength);
@@ -152,6 +152,7 @@ void Forwarder::order_servers(const Zone& zone, std::vector<ServerState*>& out) 
     if (a.srtt != b.srtt) return a.srtt < b.srtt;
     return a.position < b.position;
   });
+  if (ranks_.front().avoided) pool_.all_failing.fetch_add(1, std::memory_order_relaxed);
   out.clear();
   for (const Rank& r : ranks_) out.push_back(r.server);
 }

@@ -62,6 +62,10 @@ class ServerPool {
   ServerState* get(const net::Address& address);
   std::vector<ServerState*> all() const;
 
+  // Resolutions that found every server of their zone failing and went out anyway (CoreDNS's
+  // healthcheck "broken" count).
+  std::atomic<uint64_t> all_failing{0};
+
  private:
   mutable std::mutex mutex_;
   std::vector<std::unique_ptr<ServerState>> servers_;
@@ -127,6 +131,7 @@ class Forwarder {
 
   ForwarderSettings settings_;
   Transport& transport_;
+  ServerPool& pool_;
   std::vector<ServerState*> servers_;  // this forwarder's, from the shared pool
   std::vector<Zone> zones_;            // longest first
   std::vector<std::unique_ptr<Probe>> probes_;
