@@ -5,6 +5,7 @@
 #include <set>
 #include <utility>
 
+#include "k8s/settings.hpp"
 #include "net/address.hpp"
 #include "wire/message.hpp"
 
@@ -106,18 +107,6 @@ std::string log_level_problem(std::string_view text) {
 std::string kube_mode_problem(std::string_view text) {
   if (text == "off" || text == "auto" || text == "on") return {};
   return "expected off, auto or on, got '" + std::string(text) + "'";
-}
-
-// The endpoint table names its SOA's mailbox hostmaster.<domain>, the longest name it makes of the
-// domain alone; it must fit too, or the table refuses the domain at start-up.
-std::string cluster_domain_problem(std::string_view text) {
-  if (std::string problem = domain_problem(text); !problem.empty()) return problem;
-  std::string mailbox = "hostmaster." + std::string(text);
-  uint8_t scratch[wire::kMaxNameLength];
-  if (!wire::name_from_text(mailbox.data(), mailbox.size(), scratch, sizeof scratch)) {
-    return "domain too long: '" + mailbox + "' must fit in 255 bytes";
-  }
-  return {};
 }
 
 template <class T>
@@ -344,7 +333,7 @@ std::vector<Setting> make_settings() {
            namespace_problem, namespace_problem),
       text("kube.cluster_domain", "--cluster-domain", "DOMAIN",
            "the cluster's DNS domain (default cluster.local)", &Options::cluster_domain,
-           cluster_domain_problem),
+           k8s::cluster_domain_problem),
       number<unsigned>("threads", "--threads", "N",
                        "worker threads, each with its own sockets (default 1)", &Options::threads,
                        1, 256),

@@ -46,16 +46,25 @@ uint64_t ready_in(const Slice& slice) {
 
 }  // namespace
 
+std::string cluster_domain_problem(std::string_view domain) {
+  std::string text(domain);
+  if (text.empty() || text == "." || wire_name(text).empty()) {
+    return "bad domain name '" + text + "'";
+  }
+  std::string mailbox = "hostmaster." + text;  // the longest name the table makes of the domain
+  if (wire_name(mailbox).empty()) return "domain too long: '" + mailbox + "' must fit in 255 bytes";
+  return {};
+}
+
 EndpointTable::EndpointTable(TableSettings settings)
     : settings_(std::move(settings)), serial_(unix_now()) {
+  if (std::string problem = cluster_domain_problem(settings_.cluster_domain); !problem.empty()) {
+    throw std::invalid_argument("cluster domain: " + problem);
+  }
   std::vector<uint8_t> zone = wire_name(settings_.cluster_domain);
-  if (zone.empty()) throw std::invalid_argument("bad cluster domain: " + settings_.cluster_domain);
   zone_suffix_ = wire_name("svc." + settings_.cluster_domain);
   std::vector<uint8_t> mname = wire_name("ns.dns." + settings_.cluster_domain);
   std::vector<uint8_t> rname = wire_name("hostmaster." + settings_.cluster_domain);
-  if (zone_suffix_.empty() || mname.empty() || rname.empty()) {
-    throw std::invalid_argument("cluster domain too long: " + settings_.cluster_domain);
-  }
   // CoreDNS (plugin.SOA): owner the zone, TTL min(ttl, 300), refresh 7200, retry 1800,
   // expire 86400, minimum the plugin's TTL.
   soa_ = zone;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace readyns::k8s {
@@ -18,6 +19,10 @@ struct TableSettings {
   std::string cluster_domain = "cluster.local";
   uint32_t ttl = 5;  // CoreDNS's kubernetes plugin default
 };
+
+// Why `domain` cannot be the cluster domain, or empty if it can: the endpoint table makes names of
+// it up to hostmaster.<domain> (its SOA's mailbox), and each must fit in 255 bytes.
+std::string cluster_domain_problem(std::string_view domain);
 
 // What the watcher needs to reach the API server and to behave when it misbehaves.
 struct WatcherSettings {

@@ -527,6 +527,7 @@ TEST_CASE("config: validate() refuses what Server cannot use, naming key and fla
   CHECK(validate_error(o) ==
         "kube.cluster_domain | --cluster-domain: domain too long: 'hostmaster." + o.cluster_domain +
             "' must fit in 255 bytes");
+  CHECK_THROWS_AS(k8s::EndpointTable({.cluster_domain = o.cluster_domain}), std::invalid_argument);
   o = valid_options();
   o.health = "";
   o.metrics = "127.0.0.1";
