@@ -72,9 +72,14 @@ Cache::~Cache() {
   }
 }
 
-Cache::Entry* Cache::Shard::lookup(const Key& key, uint32_t now, uint32_t stale_max, Found& found) {
+Cache::Entry* Cache::Shard::find(const Key& key) {
   Entry* e = buckets[key.hash & (buckets.size() - 1)];
   while (e && !e->matches(key)) e = e->bucket_next;
+  return e;
+}
+
+Cache::Entry* Cache::Shard::lookup(const Key& key, uint32_t now, uint32_t stale_max, Found& found) {
+  Entry* e = find(key);
   if (!e) return nullptr;
   uint32_t age = now - e->stored_at;
   if (age < e->ttl) {
@@ -135,10 +140,15 @@ void Cache::Shard::grow() {
 
 void Cache::insert(const Key& key, uint32_t now, uint32_t ttl, std::span<const uint8_t> wire,
                    std::span<const uint16_t> ttl_offsets) {
-  if (ttl == 0 || wire.size() > UINT16_MAX || ttl_offsets.size() > UINT16_MAX) return;
+  if (ttl == 0) return;
   const size_t need = Entry::bytes_for(ttl_offsets.size(), wire.size());
   Shard& shard = shard_for(key);
-  if (need > shard.byte_capacity) return;  // larger than the shard's whole budget: not cached
+  if (wire.size() > UINT16_MAX || ttl_offsets.size() > UINT16_MAX || need > shard.byte_capacity) {
+    // Too large to keep, but newer than what the key holds: that goes, or it would be served.
+    std::lock_guard lock(shard.mutex);
+    if (Entry* old = shard.find(key)) shard.unlink_and_free(old);
+    return;
+  }
   void* memory = ::operator new(need);
   Entry* e = new (memory) Entry{nullptr,
                                 nullptr,
@@ -156,9 +166,7 @@ void Cache::insert(const Key& key, uint32_t now, uint32_t ttl, std::span<const u
   std::copy(wire.begin(), wire.end(), e->wire());
 
   std::lock_guard lock(shard.mutex);
-  Entry* old = shard.buckets[key.hash & (shard.buckets.size() - 1)];
-  while (old && !old->matches(key)) old = old->bucket_next;
-  if (old) shard.unlink_and_free(old);
+  if (Entry* old = shard.find(key)) shard.unlink_and_free(old);
   while (shard.size >= shard.capacity || shard.bytes + need > shard.byte_capacity) {
     shard.unlink_and_free(shard.lru.lru_prev);
     ++shard.evictions;

@@ -119,6 +119,7 @@ class Cache {
     size_t byte_capacity = 0;
     uint64_t evictions = 0;
 
+    Entry* find(const Key& key);  // fresh or not, without touching the LRU
     Entry* lookup(const Key& key, uint32_t now, uint32_t stale_max, Found& found);
     void link(Entry* e);
     void unlink_and_free(Entry* e);

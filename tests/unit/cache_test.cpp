@@ -403,4 +403,13 @@ TEST_CASE("the memory budget bounds the cache however few the entries", "[cache]
     CHECK(s.size() == 0);
     CHECK(s.bytes() == 0);
   }
+  SECTION("nor is the older answer it replaces kept") {
+    Cache s({.max_entries = 10, .max_bytes = 30000, .shards = 1});
+    insert(s, a.key, 100, 60, 'a');
+    Answer ans = big(a.key, 'A');
+    s.insert(a.key, 110, 60, ans.wire, ans.offsets);
+    CHECK(lookup(s, a.key, 111).found == Found::kMiss);
+    CHECK(s.size() == 0);
+    CHECK(s.bytes() == 0);
+  }
 }
