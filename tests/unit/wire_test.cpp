@@ -111,12 +111,24 @@ void add_opt(Bytes& m, uint16_t udp_size, uint8_t version = 0, bool do_bit = fal
   bump(m, kArOffset);
 }
 
+// Appends a question (class IN); QDCOUNT is left to the caller.
+void add_question(Bytes& m, const Bytes& name, uint16_t qtype) {
+  add(m, name);
+  add16(m, qtype);
+  add16(m, kClassIn);
+}
+
 Bytes make_query(std::string_view name, uint16_t qtype = kTypeA, uint8_t hi = kFlagRd,
                  uint8_t lo = 0, uint16_t id = 0x1234) {
   Bytes m = header(id, hi, lo, 1);
-  add(m, wname(name));
-  add16(m, qtype);
-  add16(m, kClassIn);
+  add_question(m, wname(name), qtype);
+  return m;
+}
+
+// The header and question of a reply to a.cluster.local A, with the given counts.
+Bytes reply_start(uint16_t an, uint16_t ns = 0, uint16_t ar = 0) {
+  Bytes m = header(0x4242, kFlagQr | kFlagRd, kFlagRa, 1, an, ns, ar);
+  add_question(m, wname("a.cluster.local"), kTypeA);
   return m;
 }
 
@@ -323,9 +335,7 @@ TEST_CASE("parse_query wants exactly one question", "[wire][parse_query]") {
   SECTION("QDCOUNT 2") {
     Bytes m = header(0x7777, kFlagRd, 0, 2);
     for (const char* name : {"a.cluster.local", "b.cluster.local"}) {
-      add(m, wname(name));
-      add16(m, kTypeA);
-      add16(m, kClassIn);
+      add_question(m, wname(name), kTypeA);
     }
     CHECK(parse_query(m, q) == QueryCheck::kFormErr);
     CHECK(q.id == 0x7777);
@@ -354,9 +364,7 @@ TEST_CASE("parse_query rejects malformed question names", "[wire][parse_query]")
   Query q;
   auto with_name = [](const Bytes& name) {
     Bytes m = header(1, kFlagRd, 0, 1);
-    add(m, name);
-    add16(m, kTypeA);
-    add16(m, kClassIn);
+    add_question(m, name, kTypeA);
     return m;
   };
   SECTION("truncated name") {
@@ -1208,10 +1216,7 @@ TEST_CASE("prepare_answer drops authority and additional records outside the zon
 
 TEST_CASE("prepare_answer: an OPT outside the additional section cannot shift what is kept",
           "[wire][prepare][edns]") {
-  Bytes reply = header(0x4242, kFlagQr | kFlagRd, kFlagRa, 1, 2, 1, 1);
-  add(reply, wname("a.cluster.local"));
-  add16(reply, kTypeA);
-  add16(reply, kClassIn);
+  Bytes reply = reply_start(2, 1, 1);
   add(reply, {0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0});  // OPT in the answer section
   add_rr(reply, {0xc0, 12}, kTypeA, 20, {10, 0, 0, 1});
   add_rr(reply, wname("example"), kTypeNs, 20, wname("ns.example"));
@@ -1227,10 +1232,7 @@ TEST_CASE("prepare_answer: an OPT outside the additional section cannot shift wh
 
 TEST_CASE("prepare_answer: a TSIG before other additional records cannot shift what is kept",
           "[wire][prepare]") {
-  Bytes reply = header(0x4242, kFlagQr | kFlagRd, kFlagRa, 1, 1, 0, 4);
-  add(reply, wname("a.cluster.local"));
-  add16(reply, kTypeA);
-  add16(reply, kClassIn);
+  Bytes reply = reply_start(1, 0, 4);
   add_rr(reply, {0xc0, 12}, kTypeA, 20, {10, 0, 0, 1});
   add_rr(reply, wname("key.cluster.local"), kTypeTsig, 0, {}, kClassAny);
   add_rr(reply, wname("g1.cluster.local"), kTypeA, 20, {10, 0, 0, 2});
@@ -1283,33 +1285,25 @@ TEST_CASE("prepare_answer rejects malformed replies", "[wire][prepare]") {
   }
   SECTION("forward pointer in an owner") {
     Bytes m = header(1, kFlagQr, 0, 1, 1);
-    add(m, wname("svc.cluster.local"));
-    add16(m, kTypeA);
-    add16(m, kClassIn);
+    add_question(m, wname("svc.cluster.local"), kTypeA);
     add_rr(m, {0xc0, uint8_t(m.size() + 2)}, kTypeA, 20, {10, 0, 0, 1});
     CHECK_FALSE(prepare_answer(m, TtlPolicy{}, kZone, p));
   }
   SECTION("pointer loop in an owner") {
     Bytes m = header(1, kFlagQr, 0, 1, 1);
-    add(m, wname("svc.cluster.local"));
-    add16(m, kTypeA);
-    add16(m, kClassIn);
+    add_question(m, wname("svc.cluster.local"), kTypeA);
     add_rr(m, {0xc0, uint8_t(m.size())}, kTypeA, 20, {10, 0, 0, 1});
     CHECK_FALSE(prepare_answer(m, TtlPolicy{}, kZone, p));
   }
   SECTION("CNAME target with a bad pointer") {
     Bytes m = header(1, kFlagQr, 0, 1, 1);
-    add(m, wname("svc.cluster.local"));
-    add16(m, kTypeA);
-    add16(m, kClassIn);
+    add_question(m, wname("svc.cluster.local"), kTypeA);
     add_rr(m, {0xc0, 12}, kTypeCname, 20, {0xc0, 0xff});
     CHECK_FALSE(prepare_answer(m, TtlPolicy{}, kZone, p));
   }
   SECTION("SOA with trailing bytes in its rdata") {
     Bytes m = header(1, kFlagQr, kNxDomain, 1, 0, 1);
-    add(m, wname("svc.cluster.local"));
-    add16(m, kTypeA);
-    add16(m, kClassIn);
+    add_question(m, wname("svc.cluster.local"), kTypeA);
     Bytes rdata = wname("ns.cluster.local");
     add(rdata, wname("h.cluster.local"));
     for (int i = 0; i < 5; ++i) add32(rdata, 30);
@@ -1319,9 +1313,7 @@ TEST_CASE("prepare_answer rejects malformed replies", "[wire][prepare]") {
     rdata.pop_back();
     rdata.pop_back();  // now 1 byte short
     Bytes short_soa = header(1, kFlagQr, kNxDomain, 1, 0, 1);
-    add(short_soa, wname("svc.cluster.local"));
-    add16(short_soa, kTypeA);
-    add16(short_soa, kClassIn);
+    add_question(short_soa, wname("svc.cluster.local"), kTypeA);
     add_rr(short_soa, wname("cluster.local"), kTypeSoa, 20, rdata);
     CHECK_FALSE(prepare_answer(short_soa, TtlPolicy{}, kZone, p));
   }
@@ -1332,9 +1324,7 @@ TEST_CASE("prepare_answer rejects a compressed question", "[wire][prepare]") {
   // Nothing legitimate compresses the question; lower-casing it as an uncompressed name would
   // walk 192 bytes past it.
   Bytes m = header(1, kFlagQr, 0, 1, 1);
-  add(m, {0xc0, 4});
-  add16(m, kTypeTxt);
-  add16(m, kClassIn);
+  add_question(m, {0xc0, 4}, kTypeTxt);
   Bytes txt = {199};
   txt.insert(txt.end(), 199, 'X');
   add_rr(m, {0xc0, 12}, kTypeTxt, 20, txt);
@@ -1347,15 +1337,6 @@ TEST_CASE("prepare_answer rejects a compressed question", "[wire][prepare]") {
 }
 
 namespace {
-
-// The header and question of a reply to a.cluster.local A, with the given counts.
-Bytes reply_start(uint16_t an, uint16_t ns = 0, uint16_t ar = 0) {
-  Bytes m = header(0x4242, kFlagQr | kFlagRd, kFlagRa, 1, an, ns, ar);
-  add(m, wname("a.cluster.local"));
-  add16(m, kTypeA);
-  add16(m, kClassIn);
-  return m;
-}
 
 // A TTL whose bytes read as a label "b" and a pointer to the question's name: 0x0162c00c.
 constexpr uint32_t kTtlNamedB = 0x0162c00c;
@@ -1376,9 +1357,7 @@ TEST_CASE("prepare_answer refuses a kept record that RDLENGTH and its fields rea
     return m;
   };
   Bytes two_ways = {10, 0, 0, 1};
-  add(two_ways, wname("evil.example"));
-  add16(two_ways, kTypeA);
-  add16(two_ways, kClassIn);
+  add_question(two_ways, wname("evil.example"), kTypeA);
   add32(two_ways, 20);
   add16(two_ways, 4);
   add(two_ways, {6, 6, 6, 6});
