@@ -124,7 +124,7 @@ def test_stale_max_zero_turns_serve_stale_off(fault, readyns):
 
 def stale_counts(metrics_port):
     """(readyns_stale_answers_total, coredns_cache_served_stale_total): one count, two names."""
-    text = harness.http_get(metrics_port, "/metrics")[1]
+    text = harness.scrape(metrics_port)
     return (harness.metric(text, "readyns_stale_answers_total"),
             harness.metric(text, "coredns_cache_served_stale_total"))
 
