@@ -251,6 +251,13 @@ def http_get(port, path):
         return e.code, e.read().decode()
 
 
+def scrape(port):
+    """The Prometheus text exposition readyns serves at http://HOST:port/metrics."""
+    status, text = http_get(port, "/metrics")
+    assert status == 200, f"/metrics answered {status}:\n{text}"
+    return text
+
+
 def samples(text, name):
     """Every sample of `name` in a Prometheus text exposition, as (labels dict, value)."""
     out = []

@@ -56,8 +56,7 @@ def test_soak_at_a_fixed_rate(knot, readyns, tmp_path):
     output = perf.stdout.read()
     assert perf.returncode == 0, output
     sent, lost = dnsperf_figure(output, "Queries sent"), dnsperf_figure(output, "Queries lost")
-    metrics = harness.http_get(mport, "/metrics")[1]
-    misses = harness.metric(metrics, "coredns_cache_misses_total")
+    misses = harness.metric(harness.scrape(mport), "coredns_cache_misses_total")
     settled = [kib for t, kib in samples if t >= WARM_UP]
     growth = max(settled) - settled[0]
     print(f"soak: {sent} queries in {SECONDS} s, {lost} lost, {misses:.0f} misses; RSS {samples[0][1]} KiB at "

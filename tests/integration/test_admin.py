@@ -4,7 +4,7 @@ import pytest
 
 import harness
 from fake_kube import FakeApi, endpoint, endpoint_slice
-from harness import http_get, metric, samples, udp
+from harness import http_get, metric, samples, scrape, udp
 
 SVC0 = "svc0.ns0.svc.cluster.local"
 SVC1 = "svc1.ns0.svc.cluster.local"
@@ -12,12 +12,6 @@ SVC1 = "svc1.ns0.svc.cluster.local"
 
 def total(text, name):
     return sum(value for _, value in samples(text, name))
-
-
-def scrape(port):
-    status, text = http_get(port, "/metrics")
-    assert status == 200
-    return text
 
 
 def test_health_ready_and_metrics(fault, readyns):
@@ -30,8 +24,7 @@ def test_health_ready_and_metrics(fault, readyns):
     assert http_get(health, "/nope")[0] == 404
     udp(server.port, harness.make_query(SVC0))
     udp(server.port, harness.make_query(SVC0))
-    status, text = http_get(metrics, "/metrics")
-    assert status == 200
+    text = scrape(metrics)
     assert metric(text, "coredns_dns_requests_total", proto="udp") == 2
     assert metric(text, "coredns_dns_responses_total", rcode="NOERROR") == 2
     assert metric(text, "coredns_cache_hits_total") == 1

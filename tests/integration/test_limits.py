@@ -12,19 +12,13 @@ import dns.rcode
 import pytest
 
 import harness
-from harness import metric, tcp, udp
+from harness import metric, scrape, tcp, udp
 
 SVC0 = "svc0.ns0.svc.cluster.local"
 IDLE_MS = 1500
 CAP = 40
 TRICKLE_EVERY = 0.1  # a byte this often: a whole query would take about 5 s
 STYLES = ("silent", "half-prefix", "trickle")
-
-
-def metrics(port):
-    status, text = harness.http_get(port, "/metrics")
-    assert status == 200
-    return text
 
 
 class SlowClients(threading.Thread):
@@ -114,10 +108,10 @@ def test_slowloris_clients_are_capped_and_cut_at_the_deadline(knot, readyns, slo
                      args=["--tcp-idle-timeout", IDLE_MS, f"--metrics=127.0.0.1:{mport}", *caps[cap]])
 
     def open_connections():
-        return metric(metrics(mport), "readyns_tcp_connections")
+        return metric(scrape(mport), "readyns_tcp_connections")
 
     def refused():
-        return metric(metrics(mport), "readyns_tcp_refused_total", reason=cap)
+        return metric(scrape(mport), "readyns_tcp_refused_total", reason=cap)
 
     def served(n):
         name = f"svc{n}.ns1.svc.cluster.local"
@@ -162,7 +156,7 @@ def test_udp_answers_over_the_rate_limit_are_dropped_or_slip_truncated(knot, rea
     server = readyns(upstreams=[knot.port], args=["--rrl-rate", rate, f"--metrics=127.0.0.1:{mport}"])
 
     def counts():
-        text = metrics(mport)
+        text = scrape(mport)
         return (metric(text, "coredns_dns_responses_total", absent=0, rcode="NOERROR"),
                 metric(text, "readyns_rate_limited_total", action="slip"),
                 metric(text, "readyns_rate_limited_total", action="drop"))

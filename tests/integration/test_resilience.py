@@ -8,6 +8,7 @@ import dns.name
 import dns.rcode
 import dns.rdataset
 import dns.rdatatype
+import pytest
 
 import harness
 from harness import udp
@@ -33,6 +34,16 @@ def ask_many(port, name, count, first_id):
             s.close()
 
 
+def cached_then_expired(upstream, readyns, *args, fresh_hits=0):
+    """Starts readyns on `upstream` with --max-ttl 1 and `args`, has it cache SVC0's answer (asked
+    1 + `fresh_hits` times while fresh) and lets that expire; returns the server."""
+    server = readyns(upstreams=[upstream.port], args=["--max-ttl", "1", *args])
+    for _ in range(1 + fresh_hits):
+        assert harness.answer_addresses(udp(server.port, harness.make_query(SVC0))) == [harness.svc_ip(0, 0)]
+    time.sleep(1.2)  # the entry's TTL (clamped to 1 s) runs out: only time can do that
+    return server
+
+
 def test_identical_misses_coalesce_across_worker_threads(fault, readyns):
     upstream = fault("delay:300")
     server = readyns(upstreams=[upstream.port], args=["--threads", "2"])
@@ -46,9 +57,7 @@ def test_identical_misses_coalesce_across_worker_threads(fault, readyns):
 
 def test_expired_answer_served_when_upstream_drops(fault, readyns):
     upstream = fault("ok")
-    server = readyns(upstreams=[upstream.port], args=["--max-ttl", "1", "--upstream-timeout", "300"])
-    assert harness.answer_addresses(udp(server.port, harness.make_query(SVC0))) == [harness.svc_ip(0, 0)]
-    time.sleep(1.2)  # the entry's TTL (clamped to 1 s) runs out: only time can do that
+    server = cached_then_expired(upstream, readyns, "--upstream-timeout", "300")
     upstream.mode = "drop"
     start = time.monotonic()
     answer = udp(server.port, harness.make_query(SVC0), timeout=4)
@@ -61,9 +70,7 @@ def test_expired_answer_served_when_upstream_drops(fault, readyns):
 
 def test_expired_answer_served_at_once_when_upstream_fails(fault, readyns):
     upstream = fault("ok")
-    server = readyns(upstreams=[upstream.port], args=["--max-ttl", "1"])
-    udp(server.port, harness.make_query(SVC0))
-    time.sleep(1.2)
+    server = cached_then_expired(upstream, readyns)
     upstream.mode = "servfail"
     start = time.monotonic()
     answer = udp(server.port, harness.make_query(SVC0))
@@ -113,18 +120,17 @@ def test_failed_upstream_is_probed_before_it_gets_traffic_back(fault, readyns):
     assert first.qtype == "SOA", f"first query to a recovering upstream was {first}"
 
 
-def test_stale_max_zero_turns_serve_stale_off(fault, readyns):
+@pytest.mark.parametrize("option", ["--stale-max", "--stale-answer-timeout"])
+def test_zero_turns_serve_stale_off(fault, readyns, option):
     upstream = fault("ok")
-    server = readyns(upstreams=[upstream.port], args=["--max-ttl", "1", "--stale-max", "0"])
-    udp(server.port, harness.make_query(SVC0))
-    time.sleep(1.2)
-    upstream.mode = "servfail"
+    server = cached_then_expired(upstream, readyns, option, "0")
+    upstream.mode = "servfail"  # every upstream failed: the case that would serve stale at once
     assert udp(server.port, harness.make_query(SVC0)).rcode() == dns.rcode.SERVFAIL
 
 
 def stale_counts(metrics_port):
     """(readyns_stale_answers_total, coredns_cache_served_stale_total): one count, two names."""
-    text = harness.http_get(metrics_port, "/metrics")[1]
+    text = harness.scrape(metrics_port)
     return (harness.metric(text, "readyns_stale_answers_total"),
             harness.metric(text, "coredns_cache_served_stale_total"))
 
@@ -132,11 +138,8 @@ def stale_counts(metrics_port):
 def test_stale_answers_are_counted(fault, readyns):
     upstream = fault("ok")
     metrics = harness.free_port()
-    server = readyns(upstreams=[upstream.port], args=["--max-ttl", "1", f"--metrics={harness.HOST}:{metrics}"])
-    udp(server.port, harness.make_query(SVC0))
-    udp(server.port, harness.make_query(SVC0))  # a fresh hit: not stale
-    assert stale_counts(metrics) == (0, 0)
-    time.sleep(1.2)  # the entry's TTL (clamped to 1 s) runs out
+    server = cached_then_expired(upstream, readyns, f"--metrics={harness.HOST}:{metrics}", fresh_hits=1)
+    assert stale_counts(metrics) == (0, 0)  # a miss and a fresh hit: neither is stale
     upstream.mode = "servfail"
     for expected in (1, 2):
         answer = udp(server.port, harness.make_query(SVC0))
@@ -152,10 +155,7 @@ def test_stale_answer_timeout_then_the_refresh_fills_the_cache(fault, readyns):
     # A slow first answer (700 ms) sets the adaptive attempt timeout to 4 x RTT + 100 = 2.9 s (of
     # at most 3 s): the refresh below is one attempt, not retries every 250 ms.
     upstream = fault("delay:700")
-    server = readyns(upstreams=[upstream.port], args=[
-        "--max-ttl", "1", "--stale-answer-timeout", "500", "--upstream-timeout", "3000"])
-    assert harness.answer_addresses(udp(server.port, harness.make_query(SVC0))) == [harness.svc_ip(0, 0)]
-    time.sleep(1.2)  # the entry's TTL (clamped to 1 s) runs out
+    server = cached_then_expired(upstream, readyns, "--stale-answer-timeout", "500", "--upstream-timeout", "3000")
     upstream.mode = "hold"  # the refresh reaches the upstream, which answers only on release()
     start = time.monotonic()
     answer = udp(server.port, harness.make_query(SVC0), timeout=4)
@@ -180,12 +180,3 @@ def test_stale_answer_timeout_then_the_refresh_fills_the_cache(fault, readyns):
     assert harness.answer_addresses(answer) == [new_ip]
     assert answer.answer[0].ttl <= 1
     assert upstream.count(SVC0) == 2
-
-
-def test_stale_answer_timeout_zero_turns_serve_stale_off(fault, readyns):
-    upstream = fault("ok")
-    server = readyns(upstreams=[upstream.port], args=["--max-ttl", "1", "--stale-answer-timeout", "0"])
-    udp(server.port, harness.make_query(SVC0))
-    time.sleep(1.2)
-    upstream.mode = "servfail"  # every upstream failed: the case that would serve stale at once
-    assert udp(server.port, harness.make_query(SVC0)).rcode() == dns.rcode.SERVFAIL

@@ -74,9 +74,7 @@ class OpenMiss:
         return {self.upstream.port: self.upstream.udp, self.warm.port: self.warm.udp}[self.peers[port]]
 
     def refused(self, reason):
-        status, text = harness.http_get(self.metrics_port, "/metrics")
-        assert status == 200
-        return metric(text, "readyns_upstream_refused_replies_total", reason=reason)
+        return metric(harness.scrape(self.metrics_port), "readyns_upstream_refused_replies_total", reason=reason)
 
     def forged_answer(self, qname=None, rdtype=dns.rdatatype.A):
         """A reply to the query as the upstream saw it (ID 0 for now) that says TARGET is FORGED_A."""

@@ -60,8 +60,7 @@ def test_late_reply_after_failover_is_thrown_away(fault, readyns):
     assert slow.count() == 1 and live.count() == 1
 
     def late_replies():
-        text = harness.http_get(metrics, "/metrics")[1]
-        return harness.metric(text, "readyns_upstream_refused_replies_total", reason="id")
+        return harness.metric(harness.scrape(metrics), "readyns_upstream_refused_replies_total", reason="id")
 
     harness.wait_until(lambda: late_replies() == 1, 3, "the late reply to be counted")
 
