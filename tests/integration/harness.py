@@ -7,6 +7,7 @@
 """
 import os
 import random
+import re
 import signal
 import socket
 import struct
@@ -24,6 +25,9 @@ import dns.rdatatype
 REPO = Path(__file__).resolve().parents[2]
 KNOTD = "/usr/sbin/knotd"
 HOST = "127.0.0.1"
+
+# The version meson.build gives the project (readyns_build_info carries it).
+PROJECT_VERSION = re.search(r"version\s*:\s*'([^']+)'", (REPO / "meson.build").read_text()).group(1)
 
 # Readyns' documented defaults, repeated here so tests say which value they rely on.
 DEFAULT_MAX_TTL = 30

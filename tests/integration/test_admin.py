@@ -27,11 +27,14 @@ def test_health_ready_and_metrics(fault, readyns):
     text = scrape(metrics)
     assert metric(text, "coredns_dns_requests_total", proto="udp") == 2
     assert metric(text, "coredns_dns_responses_total", rcode="NOERROR") == 2
+    assert metric(text, "coredns_cache_requests_total") == 2
     assert metric(text, "coredns_cache_hits_total") == 1
     assert metric(text, "coredns_cache_misses_total") == 1
     assert metric(text, "coredns_cache_entries") == 1
     assert 60 < metric(text, "readyns_cache_bytes") < 300  # one A answer and its entry's header
     assert metric(text, "coredns_forward_requests_total", to=upstream.addr) == 1
+    assert metric(text, "coredns_forward_healthcheck_broken_total") == 0
+    assert metric(text, "readyns_build_info", version=harness.PROJECT_VERSION) == 1
 
 
 def test_not_ready_when_upstreams_fail_and_none_answered(fault, readyns):
