@@ -104,8 +104,9 @@ def markdown(res, cost, med):
            f"Run {meta.get('started', '?')} → {meta.get('finished', '?')}; {meta.get('settings', '')}; "
            f"dnsperf {meta.get('dnsperf', '?')}; CPU: {meta.get('cpu', '?')}; kernel {meta.get('kernel', '?')}; "
            f"load average at start {meta.get('loadavg_start', '?')}, at end {meta.get('loadavg_end', '?')}.",
-           "Server under test pinned to CPU 1, dnsperf and the upstream knotd to CPU 0. Each figure is the median "
-           "of the repetitions. CPU µs/query = server's utime+stime over the run ÷ answered queries.", "",
+           "Every server pinned to CPU 1, dnsperf and the upstream knotd to CPU 0; the runs go round the servers, "
+           "one run each per round. Each figure is the median of the rounds. CPU µs/query = server's utime+stime "
+           "over the run ÷ answered queries.", "",
            "## CPU cost per answered query (µs) and latency", "",
            "| server | version | hit @fixed qps | ndots mix @fixed qps | miss @fixed qps | hit latency ms | "
            "ndots latency ms | miss latency ms (added over knotd direct) | lost % hit/ndots/miss |",

@@ -8,7 +8,7 @@
 # Environment (all optional):
 #   READYNS=path       binary to test (default: build-release/readyns, else build/readyns)
 #   REPS=3 SECS=5      repetitions x seconds of each measurement; the median is reported
-#   RETRIES=3          extra runs allowed to replace runs disturbed by other processes (NOISE_PCT=5 % of a CPU)
+#   RETRIES=3          extra runs per round allowed to replace runs disturbed by other processes (NOISE_PCT=5 % of a CPU)
 #   HIT_QPS=30000      offered load on the hit path and the ndots mix
 #   MISS_QPS=10000     offered load on the miss path (every name new)
 #   TTL=3600           zone TTL (and SOA minimum); every server is told to keep entries at least this long
@@ -17,7 +17,8 @@
 #   FILL_QPS=15000     rate of that fill
 #   OUT=bench/out      where results.json, results.md, cost.png go
 #   KEEP=1             keep the scratch directory (zones, configs, logs, raw.tsv) instead of deleting it
-# The server under test runs pinned to CPU 1; dnsperf and the upstream knotd run pinned to CPU 0.
+# Every server runs pinned to CPU 1, each on its own port, and the workloads go round them (see README.md);
+# dnsperf and the upstream knotd run pinned to CPU 0.
 # Takes about 20 minutes with the defaults on a quiet machine (a third of it the fills); runs disturbed by other processes are retried.
 set -euo pipefail
 
@@ -179,22 +180,24 @@ warm() {
   perf "$port" "$file" -n 1 -q 100 -Q 20000
 }
 
-# Measures one workload against the server (pid $2, port $3) until REPS undisturbed runs (at most REPS+RETRIES
-# tries); appends a line per run to raw.tsv.   measure NAME PID PORT WORKLOAD QPS(0 = unbounded) FILE|miss
+# Measures one workload against the server (pid $2, port $3) once, for round ROUND, retrying up to RETRIES times
+# while the run is disturbed; appends a line per run to raw.tsv.
+#   measure NAME PID PORT WORKLOAD QPS(0 = unbounded) FILE|miss ROUND
 # A run is "disturbed" when processes other than the server, dnsperf and knotd took more than NOISE_PCT % of a CPU
-# during it (this machine may be shared with builds); the report takes medians over undisturbed runs only.
+# during it (this machine may be shared with builds; the other servers, idle meanwhile, count too); the report
+# takes medians over undisturbed runs only.
 measure() {
-  local name=$1 p=$2 port=$3 wl=$4 qps=$5 src=$6 r=0 clean=0 file rate_args
+  local name=$1 p=$2 port=$3 wl=$4 qps=$5 src=$6 round=$7 r=0 clean=0 file rate_args
   local t0 t1 u0 u1 o0 o1 cpu_us util foreign ok
-  while [ $clean -lt "$REPS" ] && [ $r -lt $((REPS + RETRIES)) ]; do
+  while [ $clean -lt 1 ] && [ $r -le "$RETRIES" ]; do
     r=$((r + 1))
     alive "$p" || return 1
-    [ $r -gt $((clean + 1)) ] && wait_quiet "$p" 10   # the last run was disturbed: let the burst pass first
+    [ $r -gt 1 ] && wait_quiet "$p" 10   # the last run was disturbed: let the burst pass first
     file=$src
     if [ "$src" = miss ]; then
       # Names nobody has asked before: unique per run, enough that dnsperf never wraps around to repeat one.
       file=$work/miss-now.txt
-      awk -v n=$((MISS_QPS * SECS * 13 / 10 + 1000)) -v pre="$RUNID-$name-$r" -v z="$MISS_ZONE" \
+      awk -v n=$((MISS_QPS * SECS * 13 / 10 + 1000)) -v pre="$RUNID-$name-$round-$r" -v z="$MISS_ZONE" \
         'BEGIN {for (i = 0; i < n; i++) printf "%s-%d.%s A\n", pre, i, z}' > "$file"
     fi
     rate_args=(-q 200)
@@ -210,41 +213,20 @@ measure() {
       'BEGIN {printf "%.0f", (s > 0 ? d / hz / s * 100 : 0)}')
     ok=1
     [ "$foreign" -le "$NOISE_PCT" ] && clean=$((clean + 1)) || ok=0
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$wl" "$r" "$qps" "$d_qps" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$wl" "$round" "$qps" "$d_qps" \
       "$d_done" "$cpu_us" "$d_lat_ms" "$d_lost_pct" "$d_bad" "$util" "$((u1 - u0))" "$foreign" "$ok" >> "$raw"
-    printf '  %-6s run %s: %8.0f qps answered, %6s us/query, %7s ms avg, %5s%% lost, server CPU %3s%%, others %s%%%s\n' \
-      "$wl" "$r" "$d_qps" "$cpu_us" "$d_lat_ms" "$d_lost_pct" "$util" "$foreign" "$([ $ok = 1 ] || echo ' (disturbed)')"
+    printf '  %-8s %-6s round %s: %8.0f qps answered, %6s us/query, %7s ms avg, %5s%% lost, server CPU %3s%%, others %s%%%s\n' \
+      "$name" "$wl" "$round" "$d_qps" "$cpu_us" "$d_lat_ms" "$d_lost_pct" "$util" "$foreign" "$([ $ok = 1 ] || echo ' (disturbed)')"
   done
-}
-
-# The full set of workloads against one running server. $3 = "cache" for caches, "floor"/"auth" otherwise.
-bench_server() {
-  local name=$1 p=$2 kind=$3
-  echo "== $name (pid $p) =="
-  if [ "$kind" != floor ] && ! check_answers "$name" "$SP"; then
-    note "$name" "answers differ from the zone; its figures are shown but suspect"
-  fi
-  warm "$SP" "$work/hit.uniq"
-  measure "$name" "$p" "$SP" hit "$HIT_QPS" "$work/hit.txt" || { note "$name" "died during the hit path"; return; }
-  warm "$SP" "$work/ndots.uniq"
-  measure "$name" "$p" "$SP" ndots "$HIT_QPS" "$work/ndots.txt" || { note "$name" "died during the ndots mix"; return; }
-  # Memory once the hit and ndots working sets are cached (before the miss path fills the cache further).
-  printf '%s\trss_kib\t%s\n' "$name" "$(rss_kib "$p")" >> "$meta"
-  measure "$name" "$p" "$SP" peak 0 "$work/hit.txt" || { note "$name" "died during the peak run"; return; }
-  # The floor only echoes, but its figure at the miss rate is the kernel's share of a query at that lower load.
-  measure "$name" "$p" "$SP" miss "$MISS_QPS" miss || { note "$name" "died during the miss path"; return; }
-  printf '%s\trss_after_miss_kib\t%s\n' "$name" "$(rss_kib "$p")" >> "$meta"
-  [ "$kind" = cache ] && [ "$FILL" -gt 0 ] && fill "$name" "$p"
-  alive "$p" || note "$name" "exited after the run"
 }
 
 # Asks the cache FILL names it has never seen (each a wildcard answer: one A record), so that it holds that
 # many more entries if its limits allow, and records its RSS and how many of them were answered.
 fill() {
-  local name=$1 p=$2 file=$work/fill.txt
+  local name=$1 p=$2 port=$3 file=$work/fill.txt
   [ -s "$file" ] || awk -v n="$FILL" -v z="$MISS_ZONE" 'BEGIN {for (i = 0; i < n; i++) printf "fill-%d.%s A\n", i, z}' > "$file"
-  echo "  fill   $FILL names at $FILL_QPS qps"
-  perf "$SP" "$file" -n 1 -q 2000 -Q "$FILL_QPS"
+  echo "  $name: fill $FILL names at $FILL_QPS qps"
+  perf "$port" "$file" -n 1 -q 2000 -Q "$FILL_QPS"
   printf '%s\tfill_answered\t%s\n' "$name" "$d_done" >> "$meta"
   printf '%s\trss_after_fill_kib\t%s\n' "$name" "$(rss_kib "$p")" >> "$meta"
 }
@@ -252,7 +234,7 @@ fill() {
 # ---------------------------------------------------------------- setup
 RUNID=r$(date +%s)
 MISS_ZONE=miss.cluster.local
-echo "scratch: $work; upstream knotd on 127.0.0.1:$UP, servers under test on 127.0.0.1:$SP"
+echo "scratch: $work; upstream knotd on 127.0.0.1:$UP, servers under test on 127.0.0.1 from port $SP"
 "$PY" "$here/gen.py" "$work" "$TTL"
 sort -u "$work/hit.txt" > "$work/hit.uniq"
 sort -u "$work/ndots.txt" > "$work/ndots.uniq"
@@ -390,35 +372,89 @@ EOF
   esac
 }
 
-wait_quiet "" 30   # a build or test run elsewhere on the machine would skew the first server's figures
+# Every server runs from the start, each on its own port and pinned to the server CPU, idle but for its turn: the
+# workloads go round them, one run of each per round, so that drift in these shared VMs falls on all alike.
+declare -A port pid kind
+running=()   # in the order given, those that started and still answer
+next_port=$SP
 for name in "${servers[@]}"; do
-  # The upstream sits on the load CPU, except while it is itself the server under test.
-  if [ "$name" = knotd ]; then cpu=$SERVER_CPU; else cpu=$LOAD_CPU; fi
-  taskset -a -p -c $cpu "$knot_pid" > /dev/null
+  SP=$(free_port "$next_port")
   case $name in
   floor)
-    launch "$work/floor.log" taskset -c $SERVER_CPU "$work/floor" 127.0.0.1 $SP
-    fp=$spid
+    launch "$work/floor.log" taskset -c $SERVER_CPU "$work/floor" 127.0.0.1 "$SP"
     metaset version_floor "bench/floor.c"
-    if wait_ready "$SP" "$fp" any; then bench_server floor "$fp" floor; else note floor "did not start"; fi
-    stop_pid "$fp" ;;
+    if wait_ready "$SP" "$spid" any; then
+      port[floor]=$SP pid[floor]=$spid kind[floor]=floor; running+=(floor)
+    else
+      note floor "did not start"; stop_pid "$spid"
+    fi ;;
   knotd)
     # The upstream itself, queried directly: the reference for the miss path's added latency.
-    SP=$UP bench_server knotd "$knot_pid" auth ;;
+    port[knotd]=$UP pid[knotd]=$knot_pid kind[knotd]=auth; running+=(knotd) ;;
   *)
     version=""
-    if start_server "$name"; then
-      metaset "version_$name" "$version"
-      if wait_ready "$SP" "$spid"; then
-        bench_server "$name" "$spid" cache
-      else
-        if alive "$spid"; then st="did not answer correctly within 15 s"
-        else st="exited (status $(wait "$spid" >/dev/null 2>&1; echo $?)) before answering"; fi
-        note "$name" "$st; log tail: $(tail -3 "$work/$name/log" | tr '\n' ' ')"
-      fi
+    start_server "$name" || continue
+    metaset "version_$name" "$version"
+    if wait_ready "$SP" "$spid"; then
+      port[$name]=$SP pid[$name]=$spid kind[$name]=cache; running+=("$name")
+    else
+      if alive "$spid"; then st="did not answer correctly within 15 s"
+      else st="exited (status $(wait "$spid" >/dev/null 2>&1; echo $?)) before answering"; fi
+      note "$name" "$st; log tail: $(tail -3 "$work/$name/log" | tr '\n' ' ')"
       stop_pid "$spid"
     fi ;;
   esac
+  next_port=$((SP + 1))
+done
+echo "servers: $(for n in "${running[@]}"; do printf '%s on %s  ' "$n" "${port[$n]}"; done)"
+for name in "${running[@]}"; do
+  if [ "${kind[$name]}" != floor ] && ! check_answers "$name" "${port[$name]}"; then
+    note "$name" "answers differ from the zone; its figures are shown but suspect"
+  fi
+done
+
+# One run of a workload against each running server in turn; a server that dies leaves the rounds with a note.
+# The upstream sits on the load CPU, except while it is itself the server under test.
+round() {  # round WORKLOAD QPS FILE|miss ROUND
+  local name cpu still=()
+  for name in "${running[@]}"; do
+    if [ "$name" = knotd ]; then cpu=$SERVER_CPU; else cpu=$LOAD_CPU; fi
+    taskset -a -p -c $cpu "$knot_pid" > /dev/null
+    if measure "$name" "${pid[$name]}" "${port[$name]}" "$1" "$2" "$3" "$4"; then
+      still+=("$name")
+    else
+      note "$name" "died during the $1 workload"
+    fi
+  done
+  taskset -a -p -c $LOAD_CPU "$knot_pid" > /dev/null
+  running=("${still[@]}")
+}
+rounds() {  # rounds WORKLOAD QPS FILE|miss
+  local r
+  echo "== $1"
+  for r in $(seq "$REPS"); do round "$1" "$2" "$3" "$r"; done
+}
+
+wait_quiet "" 30   # a build or test run elsewhere on the machine would skew the first figures
+for name in "${running[@]}"; do warm "${port[$name]}" "$work/hit.uniq"; done
+rounds hit "$HIT_QPS" "$work/hit.txt"
+for name in "${running[@]}"; do warm "${port[$name]}" "$work/ndots.uniq"; done
+rounds ndots "$HIT_QPS" "$work/ndots.txt"
+# Memory once the hit and ndots working sets are cached (before the miss path fills the caches further).
+for name in "${running[@]}"; do printf '%s\trss_kib\t%s\n' "$name" "$(rss_kib "${pid[$name]}")" >> "$meta"; done
+rounds peak 0 "$work/hit.txt"
+# The floor only echoes, but its figure at the miss rate is the kernel's share of a query at that lower load.
+rounds miss "$MISS_QPS" miss
+for name in "${running[@]}"; do printf '%s\trss_after_miss_kib\t%s\n' "$name" "$(rss_kib "${pid[$name]}")" >> "$meta"; done
+if [ "$FILL" -gt 0 ]; then
+  echo "== fill"
+  for name in "${running[@]}"; do
+    if [ "${kind[$name]}" = cache ]; then fill "$name" "${pid[$name]}" "${port[$name]}"; fi
+  done
+fi
+for name in "${running[@]}"; do
+  alive "${pid[$name]}" || note "$name" "exited after the run"
+  [ "$name" = knotd ] || stop_pid "${pid[$name]}"
 done
 
 metaset loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
