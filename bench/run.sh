@@ -424,6 +424,7 @@ round() {  # round WORKLOAD QPS FILE|miss ROUND
       still+=("$name")
     else
       note "$name" "died during the $1 workload"
+      stop_pid "${pid[$name]}"   # reaped and forgotten, so the exit trap signals no pid reused since
     fi
   done
   taskset -a -p -c $LOAD_CPU "$knot_pid" > /dev/null

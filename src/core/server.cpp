@@ -310,7 +310,7 @@ struct Server::Impl {
     w.begin(cd::kShedTotal);
     w.sample(shed);
     w.begin(cd::kBuildInfo);
-    w.sample({READYNS_VERSION}, 1);  // meson.build: the project version
+    w.sample({READYNS_VERSION}, 1);
     return w.take();
   }
 
@@ -354,7 +354,7 @@ struct Server::Impl {
     w.begin(cd::kForwardHealthcheckFailuresTotal);
     for (const Upstream& u : upstreams) w.sample({u.to}, u.state->probe_failures.load());
     w.begin(cd::kForwardHealthcheckBrokenTotal);
-    w.sample(servers.all_failing.load(std::memory_order_relaxed));
+    w.sample(servers.all_failing_resolutions.load(std::memory_order_relaxed));
     w.begin(cd::kProxyHealthcheckFailuresTotal);
     for (const Upstream& u : upstreams) {
       w.sample({cd::kProxyNameForward, u.to}, u.state->probe_failures.load());

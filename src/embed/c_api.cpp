@@ -130,7 +130,7 @@ const char* readyns_last_error(void) {
 }
 
 const char* readyns_version(void) {
-  return READYNS_VERSION;  // meson.build: the project version
+  return READYNS_VERSION;
 }
 
 readyns_options* readyns_options_new(void) {

@@ -152,7 +152,7 @@ void Forwarder::order_servers(const Zone& zone, std::vector<ServerState*>& out) 
     if (a.srtt != b.srtt) return a.srtt < b.srtt;
     return a.position < b.position;
   });
-  if (ranks_.front().avoided) pool_.all_failing.fetch_add(1, std::memory_order_relaxed);
+  if (ranks_.front().avoided) pool_.all_failing_resolutions.fetch_add(1, std::memory_order_relaxed);
   out.clear();
   for (const Rank& r : ranks_) out.push_back(r.server);
 }

@@ -64,7 +64,7 @@ class ServerPool {
 
   // Resolutions that found every server of their zone failing and went out anyway (CoreDNS's
   // healthcheck "broken" count).
-  std::atomic<uint64_t> all_failing{0};
+  std::atomic<uint64_t> all_failing_resolutions{0};
 
  private:
   mutable std::mutex mutex_;

@@ -1356,11 +1356,8 @@ TEST_CASE("prepare_answer refuses a kept record that RDLENGTH and its fields rea
     add_rr(m, wname("example"), kTypeNs, 20, wname("ns.example"));
     return m;
   };
-  Bytes two_ways = {10, 0, 0, 1};
-  add_question(two_ways, wname("evil.example"), kTypeA);
-  add32(two_ways, 20);
-  add16(two_ways, 4);
-  add(two_ways, {6, 6, 6, 6});
+  Bytes two_ways = {10, 0, 0, 1};  // the address, then a whole record hidden in the same RDATA
+  add_rr(two_ways, wname("evil.example"), kTypeA, 20, {6, 6, 6, 6});
   PreparedAnswer p;
   CHECK_FALSE(prepare_answer(reply_with(two_ways), TtlPolicy{}, kZone, p));
   // The same reply, well formed, is rebuilt without the NS.

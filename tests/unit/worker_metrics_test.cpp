@@ -124,18 +124,18 @@ TEST_CASE("misses sent while every upstream of their zone is failing are counted
   Fixture f;
   f.worker->on_query(make_query("one.example", wire::kTypeA), {.sink = &f.sink});
   f.transport.reply(wire::kNoError);
-  CHECK(f.servers.all_failing == 0);
+  CHECK(f.servers.all_failing_resolutions == 0);
 
   f.worker->on_query(make_query("two.example", wire::kTypeA), {.sink = &f.sink});
   f.transport.now += 5000;  // past the whole resolution's deadline: this failure ends it
   std::exchange(f.transport.exchange, nullptr)->on_failure(upstream::Failure::kTimeout);
   CHECK(f.sink.answers == 2);
-  CHECK(f.servers.all_failing == 0);
+  CHECK(f.servers.all_failing_resolutions == 0);
 
   // The only server is now avoided: the next miss goes to it anyway, and counts.
   f.worker->on_query(make_query("three.example", wire::kTypeA), {.sink = &f.sink});
   CHECK(f.transport.exchange != nullptr);
-  CHECK(f.servers.all_failing == 1);
+  CHECK(f.servers.all_failing_resolutions == 1);
   f.transport.reply(wire::kNoError);
 }
 
