@@ -144,9 +144,7 @@ void Cache::insert(const Key& key, uint32_t now, uint32_t ttl, std::span<const u
   const size_t need = Entry::bytes_for(ttl_offsets.size(), wire.size());
   Shard& shard = shard_for(key);
   if (wire.size() > UINT16_MAX || ttl_offsets.size() > UINT16_MAX || need > shard.byte_capacity) {
-    // Too large to keep, but newer than what the key holds: that goes, or it would be served.
-    std::lock_guard lock(shard.mutex);
-    if (Entry* old = shard.find(key)) shard.unlink_and_free(old);
+    erase(key);  // too large to keep, but newer than what the key holds: that goes, or it is served
     return;
   }
   void* memory = ::operator new(need);
@@ -172,6 +170,12 @@ void Cache::insert(const Key& key, uint32_t now, uint32_t ttl, std::span<const u
     ++shard.evictions;
   }
   shard.link(e);
+}
+
+void Cache::erase(const Key& key) {
+  Shard& shard = shard_for(key);
+  std::lock_guard lock(shard.mutex);
+  if (Entry* e = shard.find(key)) shard.unlink_and_free(e);
 }
 
 size_t Cache::erase_subtree(std::span<const uint8_t> zone) {

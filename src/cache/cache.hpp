@@ -73,6 +73,9 @@ class Cache {
   void insert(const Key& key, uint32_t now, uint32_t ttl, std::span<const uint8_t> wire,
               std::span<const uint16_t> ttl_offsets);
 
+  // Drops the entry of `key`, fresh or stale, if there is one.
+  void erase(const Key& key);
+
   // Drops every entry whose name is `zone` or lies beneath it (lower-cased wire name).
   size_t erase_subtree(std::span<const uint8_t> zone);
 

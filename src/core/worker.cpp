@@ -341,6 +341,11 @@ void Worker::complete(Miss& miss, upstream::Resolution::Result result) {
   } else if (prepared_.ttl > 0) {
     cache_.insert(miss.cache_key(), now_seconds(), prepared_.ttl, prepared_.wire,
                   prepared_.ttl_offsets);
+  } else if (prepared_.rcode == wire::kNoError || prepared_.rcode == wire::kNxDomain) {
+    // An answer not to keep (TTL 0, or a denial without SOA) is still the upstream's latest word:
+    // an older entry of the key must not be served after it, stale or fresh. Errors leave it: RFC
+    // 8767 serves it when the upstream cannot answer.
+    cache_.erase(miss.cache_key());
   }
   const wire::PreparedAnswer* answer = ok ? &prepared_ : nullptr;
   mesh_.finish(miss.key(), this, answer);

@@ -45,8 +45,8 @@ class ScriptedTransport final : public upstream::Transport {
   }
   uint64_t now_ms() const override { return now; }
 
-  // Answers the last query with `rcode`, and with an A record (TTL 60) if `address`.
-  void reply(uint8_t rcode, bool address = false) {
+  // Answers the last query with `rcode`, and with an A record of `ttl` if `address`.
+  void reply(uint8_t rcode, bool address = false, uint8_t ttl = 60) {
     Bytes& reply = reply_bytes;
     reply.assign(sent.begin(), sent.end() - wire::kOptRecordSize);
     reply[2] |= wire::kFlagQr;
@@ -54,7 +54,7 @@ class ScriptedTransport final : public upstream::Transport {
     wire::put16(&reply[10], 0);
     if (address) {
       wire::put16(&reply[6], 1);
-      reply.insert(reply.end(), {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1});
+      reply.insert(reply.end(), {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, ttl, 0, 4, 10, 0, 0, 1});
     }
     REQUIRE(std::exchange(exchange, nullptr)->on_reply(0x4242, reply));
   }
