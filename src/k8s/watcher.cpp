@@ -261,20 +261,25 @@ bool Watcher::on_watch_bytes(Stream& s, std::string_view bytes) {
 bool Watcher::apply_event(Stream& s, std::string_view line) {
   std::optional<WatchEvent> event = parse_watch_event(line);
   if (!event) return true;  // logged; the stream goes on
-  events_[size_t(event->type)].fetch_add(1, std::memory_order_relaxed);
+  const EventType type = event->type;
   s.watch_had_lines = true;
-  if (event->type == EventType::kError) {
+  bool go_on = true;
+  if (type == EventType::kError) {
     if (event->status_code == 410) {
       s.relist = true;
     } else {
       spdlog::warn("k8s: the watch reported an error {}: {}", event->status_code, event->message);
     }
-    return false;  // the server ends the watch after an ERROR event; so do we
+    go_on = false;  // the server ends the watch after an ERROR event; so do we
+  } else {
+    if (!event->resource_version.empty()) s.resource_version = event->resource_version;
+    table_.apply(std::move(*event));
+    s.failures = 0;
   }
-  if (!event->resource_version.empty()) s.resource_version = event->resource_version;
-  table_.apply(std::move(*event));
-  s.failures = 0;
-  return true;
+  // Counted once applied: a reader that sees the count sees the event's effects (the table, the
+  // invalidated answers) too.
+  events_[size_t(type)].fetch_add(1, std::memory_order_release);
+  return go_on;
 }
 
 void Watcher::retry_later(Stream& s) {

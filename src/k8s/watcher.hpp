@@ -44,9 +44,10 @@ class Watcher {
   void stop(std::function<void()> on_closed);
   // Every namespace stream has completed its first list.
   bool synced() const;
-  // Watch events received, of one type; safe from any thread.
+  // Watch events received and applied, of one type; safe from any thread. What a reader sees
+  // counted has been applied.
   uint64_t events(EventType type) const {
-    return events_[size_t(type)].load(std::memory_order_relaxed);
+    return events_[size_t(type)].load(std::memory_order_acquire);
   }
 
  private:
