@@ -10,11 +10,11 @@ using namespace readyns;
 using test::Bytes;
 using test::Fixture;
 using test::make_query;
+using test::rcode;
 
 TEST_CASE("an answer the upstream says not to keep retires the older one of its name") {
   Fixture f;
   const Bytes query = make_query("old.example", wire::kTypeA);
-  auto rcode = [](const Bytes& answer) { return answer.at(3) & 0x0f; };
   f.cache_answer(query);
   f.transport.now += 120'000;  // its 30 s (the default ceiling) are over: stale, still servable
 
@@ -37,7 +37,6 @@ TEST_CASE("an answer the upstream says not to keep retires the older one of its 
 TEST_CASE("an upstream error leaves the older answer to serve stale (RFC 8767)") {
   Fixture f;
   const Bytes query = make_query("old.example", wire::kTypeA);
-  auto rcode = [](const Bytes& answer) { return answer.at(3) & 0x0f; };
   f.cache_answer(query);
   f.transport.now += 120'000;
 

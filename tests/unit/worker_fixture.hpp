@@ -34,6 +34,12 @@ inline Bytes make_query(const std::string& name, uint16_t qtype) {
   return q;
 }
 
+// The RCODE of an answer the worker sent.
+inline uint8_t rcode(const Bytes& answer) {
+  REQUIRE(answer.size() >= wire::kHeaderSize);
+  return wire::rcode_of(answer.data());
+}
+
 // Keeps what the forwarder sends; the test answers it when it likes.
 class ScriptedTransport final : public upstream::Transport {
  public:

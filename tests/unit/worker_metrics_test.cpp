@@ -19,6 +19,7 @@ namespace {
 using test::Bytes;
 using test::Fixture;
 using test::make_query;
+using test::rcode;
 using test::Udp;
 constexpr uint16_t kTypeTxt = 16;
 
@@ -149,7 +150,6 @@ TEST_CASE("misses over a limit are shed: a stale answer if at hand, else REFUSED
     f.worker->on_query(make_query(name, wire::kTypeA), {.sink = &f.sink});
     return f.sink.last;  // empty: no answer yet
   };
-  auto rcode = [](const Bytes& answer) { return answer.at(3) & 0x0f; };
   auto answers = [](const Bytes& answer) { return wire::get16(&answer.at(6)); };
   f.cache_answer(make_query("old.example", wire::kTypeA));
   f.transport.now += 120'000;  // old.example's 30 s (the default ceiling) are over: it is stale now
