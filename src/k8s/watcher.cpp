@@ -1,5 +1,6 @@
 // The watcher: per stream, list (paged) then watch from the list's resourceVersion, re-watch from
-// the last seen version when a watch ends or drops, relist when the version has expired (410).
+// the last seen version when a watch ends or drops, relist when the watch reports an error (410:
+// the version has expired; any other: the server's view may have moved on without us).
 #include "k8s/watcher.hpp"
 
 #include <spdlog/spdlog.h>
@@ -17,6 +18,10 @@ constexpr long kWatchGraceMs = 30000;               // past the watch's own time
 constexpr size_t kMaxListBody = size_t(256) << 20;  // one list page: far above 500 slices
 constexpr size_t kMaxWatchLine = size_t(64) << 20;  // one event; an EndpointSlice is < 1 MiB
 constexpr size_t kMaxErrorBody = 64 << 10;          // of a non-200 answer, kept for the log
+// A watch the server ends cleanly after this long is healthy (its timeoutSeconds, or an API server
+// without a watch cache, which ends quiet watches early): re-watch at once. Shorter and empty, it
+// backs off, or a server ending every watch at once would be asked in a tight loop.
+constexpr uint64_t kHealthyWatchMs = 1000;
 
 std::string escaped(std::string_view text) {
   char* out = curl_easy_escape(nullptr, text.data(), int(text.size()));
@@ -39,9 +44,11 @@ struct Watcher::Stream {
   std::string continue_token;    // of a paged list under way
   std::vector<Slice> pending;    // its pages so far
   std::string body;              // the list's body, an error body, or the unfinished watch line
-  bool relist = false;           // the watch said its resourceVersion expired
+  bool relist = false;           // the watch reported an ERROR: list before watching again
+  bool relist_now = false;       // ... and it was a 410, which is no trouble of the server's
   bool watch_had_lines = false;
-  unsigned failures = 0;  // in a row, for the backoff
+  uint64_t watch_started_ms = 0;  // loop time
+  unsigned failures = 0;          // in a row, for the backoff
 
   static size_t on_write(char* data, size_t size, size_t count, void* self) {
     Stream& s = *static_cast<Stream*>(self);
@@ -179,7 +186,6 @@ void Watcher::on_list_done(Stream& s, long status, CURLcode result) {
       s.resource_version = std::move(page->resource_version);
       s.listed = true;
       s.must_list = false;
-      s.failures = 0;
       if (synced()) table_.mark_synced();
       return begin_watch(s);
     }
@@ -210,6 +216,7 @@ void Watcher::begin_watch(Stream& s) {
   s.watching = true;
   s.relist = false;
   s.watch_had_lines = false;
+  s.watch_started_ms = uv_now(loop_);
   curl_->start(easy, headers, [this, &s](CURL* done, CURLcode result) {
     long status = 0;
     curl_easy_getinfo(done, CURLINFO_RESPONSE_CODE, &status);
@@ -220,15 +227,21 @@ void Watcher::begin_watch(Stream& s) {
 
 void Watcher::on_watch_done(Stream& s, long status, CURLcode result) {
   std::string scope = s.namespace_name.empty() ? "all namespaces" : s.namespace_name;
-  if (s.relist || status == 410) {
+  if (status == 410 || (s.relist && s.relist_now)) {
     s.must_list = true;
     spdlog::info("k8s: resourceVersion {} is too old in {}: relisting", s.resource_version, scope);
     return begin_list(s);
   }
+  if (s.relist) {  // any other ERROR, logged: relist after a pause, lest a failing server loop us
+    s.must_list = true;
+    return retry_later(s);
+  }
   if (result == CURLE_OK && status == 200) {
-    // The server ended the watch (timeoutSeconds): resume at once, unless it ended it empty,
-    // which repeated without a pause would spin.
-    if (s.watch_had_lines) return begin_watch(s);
+    // The server ended the watch (timeoutSeconds): resume at once if it was a healthy one.
+    if (s.watch_had_lines || uv_now(loop_) - s.watch_started_ms >= kHealthyWatchMs) {
+      s.failures = 0;
+      return begin_watch(s);
+    }
   } else if (result != CURLE_OK && status == 200) {
     spdlog::warn("k8s: the EndpointSlice watch in {} broke off: {}", scope,
                  curl_easy_strerror(result));
@@ -265,10 +278,11 @@ bool Watcher::apply_event(Stream& s, std::string_view line) {
   s.watch_had_lines = true;
   bool go_on = true;
   if (type == EventType::kError) {
-    if (event->status_code == 410) {
-      s.relist = true;
-    } else {
-      spdlog::warn("k8s: the watch reported an error {}: {}", event->status_code, event->message);
+    s.relist = true;
+    s.relist_now = event->status_code == 410;
+    if (!s.relist_now) {
+      spdlog::warn("k8s: the watch reported an error {}: {}: relisting", event->status_code,
+                   event->message);
     }
     go_on = false;  // the server ends the watch after an ERROR event; so do we
   } else {

@@ -17,11 +17,15 @@ The test steers it over a plain-HTTP control port (JSON in, JSON out):
   POST /expire    {"how": "event" | "http"} forgets history up to now: a watch from an older
                   resourceVersion gets an ERROR event with a 410 Status ("event", which is what
                   the real server does) or an HTTP 410 ("http"); open watches are ended that way
+  POST /fail      {"code": 500} ends every open watch with an ERROR event carrying a Status of
+                  that code (as a server in trouble, or one that times a watch out, does)
   POST /token     {"token": "..."} the only token accepted from now on
   POST /down      closes the API's listening socket and cuts every API connection: connecting is
                   refused (an API server that went away); the state is kept
   POST /up        listens again on the same port
-  GET  /state     counters: lists, watches, unauthorized, open_watches, last_watch_version, ...
+  GET  /state     counters: lists, watches, unauthorized, open_watches, last_watch_version,
+                  quiet_ends (watches ended by their timeoutSeconds with nothing to send) and
+                  max_rewatch_gap_ms (the longest wait from such an end to the next watch), ...
   POST /wait      {"at_least": {"open_watches": 1, ...}, "timeout": 10} blocks until every named
                   counter has reached its value (or the timeout passed), then answers the state
                   with "ok": whether they all had
@@ -55,6 +59,7 @@ class Watch:
     def __init__(self):
         self.dropped = False
         self.expired = False
+        self.fail = 0  # an ERROR event's Status code to end with
 
 
 class State:
@@ -67,7 +72,10 @@ class State:
         self.expire_how = "event"
         self.token = token
         self.watches = set()
-        self.counters = {"lists": 0, "watches": 0, "unauthorized": 0, "expired": 0}
+        self.counters = {"lists": 0, "watches": 0, "unauthorized": 0, "expired": 0,
+                         "quiet_ends": 0}
+        self.quiet_end_at = None
+        self.max_rewatch_gap_ms = 0.0
         self.last_watch_version = ""
         self.last_token = ""
 
@@ -98,6 +106,7 @@ class State:
         """The counters and versions, as /state and /wait answer them; the caller holds cond."""
         body = dict(self.counters)
         body.update(open_watches=len(self.watches), version=self.version,
+                    max_rewatch_gap_ms=self.max_rewatch_gap_ms,
                     last_watch_version=self.last_watch_version, last_token=self.last_token)
         return body
 
@@ -130,6 +139,13 @@ class State:
         with self.cond:
             for watch in self.watches:
                 watch.dropped = True
+            self.cond.notify_all()
+            return len(self.watches)
+
+    def fail(self, code):
+        with self.cond:
+            for watch in self.watches:
+                watch.fail = code
             self.cond.notify_all()
             return len(self.watches)
 
@@ -268,6 +284,10 @@ class ApiHandler(BaseHTTPRequestHandler):
         with state.cond:
             state.counters["watches"] += 1
             state.last_watch_version = query.get("resourceVersion", "")
+            if state.quiet_end_at is not None:
+                gap_ms = (time.monotonic() - state.quiet_end_at) * 1000
+                state.max_rewatch_gap_ms = max(state.max_rewatch_gap_ms, gap_ms)
+                state.quiet_end_at = None
             too_old = version < state.compacted
             if too_old:
                 state.counters["expired"] += 1
@@ -292,10 +312,10 @@ class ApiHandler(BaseHTTPRequestHandler):
             while True:
                 with state.cond:
                     state.cond.wait_for(
-                        lambda: watch.dropped or watch.expired or
+                        lambda: watch.dropped or watch.expired or watch.fail or
                         (state.history and state.history[-1][0] > version), timeout)
                     events = [(v, e) for v, e in state.history if v > version]
-                    dropped, expired = watch.dropped, watch.expired
+                    dropped, expired, fail = watch.dropped, watch.expired, watch.fail
                 # What was queued before a drop or an expiry still goes out first, in order.
                 for v, event in events:
                     version = v
@@ -311,11 +331,16 @@ class ApiHandler(BaseHTTPRequestHandler):
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                if expired:
-                    self.write_chunk(expired_event.encode() + b"\n")
+                if expired or fail:
+                    event = expired_event if expired else json.dumps({"type": "ERROR", "object": status(
+                        fail, "InternalError", "the fake server fails this watch")})
+                    self.write_chunk(event.encode() + b"\n")
                     self.write_chunk(b"")
                     return
                 if not events:  # timeoutSeconds passed: end the stream cleanly
+                    with state.cond:  # first: the client may be back before the last chunk is
+                        state.counters["quiet_ends"] += 1
+                        state.quiet_end_at = time.monotonic()
                     self.write_chunk(b"")
                     return
         except OSError:
@@ -363,6 +388,8 @@ class ControlHandler(BaseHTTPRequestHandler):
             return self.reply({"version": state.bookmark()})
         if self.path == "/drop":
             return self.reply({"dropped": state.drop()})
+        if self.path == "/fail":
+            return self.reply({"failed": state.fail(int(body.get("code", 500)))})
         if self.path == "/expire":
             state.expire(body.get("how", "event"))
             return self.reply({})

@@ -1,5 +1,6 @@
 // The real Watcher on a libuv loop against tests/k8s/fake_apiserver.py over HTTPS: first list,
-// watch events, resuming after a dropped connection, relisting on 410, token rotation, and stop.
+// watch events, resuming after a dropped connection or a quiet end, relisting on a watch ERROR,
+// token rotation, and stop.
 #include <uv.h>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -211,6 +212,37 @@ TEST_CASE("the watcher can be kept to some namespaces", "[k8s][watcher]") {
   api.push("ADDED", slice("hl2-a", "ns2", "hl2", {{"10.244.5.2", true}}));
   REQUIRE(loop.run_until([&] { return ask(table, "hl2.ns2.svc.cluster.local", 1).answered; }));
   CHECK_FALSE(ask(table, "hl1.ns1.svc.cluster.local", wire::kTypeA).answered);
+  stop(loop, watcher);
+}
+
+TEST_CASE("quiet watches resume at once; a watch ERROR of any code relists", "[k8s][watcher]") {
+  FakeApi api;
+  api.push("ADDED", slice("hl0-a", "ns0", "hl0", {{"10.244.1.2", true}}));
+  api.push("ADDED", slice("hl0-b", "ns0", "hl0", {{"10.244.1.3", true}}));
+
+  Loop loop;
+  EndpointTable table({.cluster_domain = "cluster.local", .ttl = 5});
+  WatcherSettings settings = settings_for(api);
+  settings.watch_timeout_s = 1;        // the server ends each watch after 1-2 s with nothing sent
+  settings.backoff_initial_ms = 2000;  // a retry by backoff would wait 1-2 s
+  Watcher watcher(loop.get(), settings, table);
+  REQUIRE(watcher.start());
+  REQUIRE(loop.run_until([&] { return table.synced(); }));
+
+  // Ended quietly by the server, as an API server without a watch cache does: no pause, no backoff
+  // growing until the next one waits half a minute, unwatched.
+  REQUIRE(loop.run_until([&] { return api.counter("quiet_ends") >= 3; }));
+  REQUIRE(loop.run_until([&] { return api.counter("open_watches") == 1; }));
+  CHECK(api.state().value("max_rewatch_gap_ms", 1e9) < 500);
+
+  // An ERROR event that is not a 410 (a server in trouble): the watch may have missed events, so
+  // relist, which brings the change made behind its back.
+  const int lists = api.counter("lists");
+  api.push("DELETED", slice("hl0-b", "ns0", "hl0", {}), /*silent=*/true);
+  api.call("POST", "/fail", {{"code", 500}});
+  REQUIRE(loop.run_until([&] { return addresses(table, kHl0) == Strings{"10.244.1.2"}; }));
+  CHECK(api.counter("lists") > lists);
+  REQUIRE(loop.run_until([&] { return api.counter("open_watches") == 1; }));
   stop(loop, watcher);
 }
 
