@@ -319,8 +319,17 @@ bool prepare_answer(std::span<const uint8_t> reply, const TtlPolicy& policy,
   lower_name(&out.wire[kHeaderSize], layout.question_end - 4 - kHeaderSize, &out.wire[kHeaderSize]);
 
   out.rcode = rcode_of(out.wire.data());
-  size_t answers = get16(&out.wire[6]);
-  out.negative = out.rcode == kNxDomain || (out.rcode == kNoError && answers == 0);
+  // RFC 2308 2.2: a CNAME chain that ends without the asked type, an SOA in the authority, is
+  // NODATA too, and its denial lives as long as the SOA says (a chain alone is kept as it is).
+  const uint16_t qtype = get16(&out.wire[layout.question_end - 4]);
+  const bool asked_type_answered =
+      std::any_of(layout.records.begin(), layout.records.end(), [qtype](const RecordInfo& r) {
+        return r.section == kAnswer && (r.type == qtype || qtype == kTypeAny);
+      });
+  const bool any_answer = get16(&out.wire[6]) != 0;
+  out.negative =
+      out.rcode == kNxDomain ||
+      (out.rcode == kNoError && (!any_answer || (!asked_type_answered && layout.has_soa)));
   uint32_t entry_ttl = UINT32_MAX;
   if (out.negative) {
     // RFC 2308 5: the SOA's TTL and MINIMUM bound how long the denial lives; no SOA, no caching.

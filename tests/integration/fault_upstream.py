@@ -209,11 +209,12 @@ class FaultUpstream:
             return resp
         resp.flags |= dns.flags.AA
         name = q.name
+        denial = False  # the chain ends in the zone without the asked type (or name)
         for _ in range(8):
             node = self._node(zone, name)
             if node is None:
-                if name == q.name:
-                    resp.set_rcode(dns.rcode.NXDOMAIN)
+                resp.set_rcode(dns.rcode.NXDOMAIN)  # RFC 6604: the last name's rcode
+                denial = True
                 break
             rds = node.get_rdataset(dns.rdataclass.IN, q.rdtype)
             if rds:
@@ -221,12 +222,13 @@ class FaultUpstream:
                 break
             cname = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.CNAME)
             if not cname:
+                denial = True
                 break
             resp.answer.append(dns.rrset.from_rdata_list(name, cname.ttl, list(cname)))
             name = cname[0].target
             if not name.is_subdomain(zone.origin):
                 break
-        if not resp.answer or resp.rcode() == dns.rcode.NXDOMAIN:
+        if denial:
             # The SOA keeps its own TTL (as some servers send it), so a cache must apply the
             # MINIMUM field itself to get the negative TTL (RFC 2308 section 5).
             soa = zone.get_rdataset(zone.origin, dns.rdatatype.SOA)

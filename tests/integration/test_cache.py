@@ -128,6 +128,23 @@ def test_nodata_cached_with_clamped_soa_ttl(fault, readyns):
     assert upstream.count(SVC0) == 1
 
 
+def test_cname_chain_ending_in_nodata_cached_as_denial(fault, readyns):
+    """RFC 2308 2.2: the chain's CNAMEs live no longer than the denial, and its SOA counts down."""
+    upstream = fault("ok")
+    server = readyns(upstreams=[upstream.port])
+    name = "chain1.ns0.svc.cluster.local"
+    first = udp(server.port, harness.make_query(name, "AAAA"))
+    assert first.rcode() == dns.rcode.NOERROR
+    assert [rrset.rdtype for rrset in first.answer] == [dns.rdatatype.CNAME] * 3
+    time.sleep(1.1)  # a whole second passes on the cache's clock
+    hit = udp(server.port, harness.make_query(name, "AAAA"))
+    assert upstream.count(name) == 1
+    for attempt, msg in (("miss", first), ("hit", hit)):
+        ttls = [rrset.ttl for rrset in msg.answer + msg.authority]
+        assert soa_ttls(msg) and all(t <= harness.DEFAULT_NEG_TTL for t in ttls), f"{attempt}: {ttls}"
+    assert soa_ttls(hit)[0] < soa_ttls(first)[0], "the served SOA's TTL did not count down"
+
+
 def test_neg_ttl_clamps_and_expires(fault, readyns):
     upstream = fault("ok")
     server = readyns(upstreams=[upstream.port], args=["--neg-ttl", "1"])

@@ -1101,6 +1101,33 @@ TEST_CASE("prepare_answer: negative answers", "[wire][prepare]") {
     CHECK(p.ttl == 0);
     CHECK(get16(&p.wire[kNsOffset]) == 0);
   }
+  SECTION("a CNAME chain ending in NODATA is a denial: neg_ttl bounds the CNAMEs too") {
+    spec.qtype = LDNS_RR_TYPE_AAAA;
+    spec.answer = {"svc.ns.svc.cluster.local. 20 IN CNAME web.ns.svc.cluster.local."};
+    spec.authority = {kSoa};
+    REQUIRE(prepare_answer(build_reply(spec), policy, kZone, p));
+    CHECK(p.negative);
+    CHECK(p.rcode == kNoError);
+    CHECK(p.ttl == 5);
+    REQUIRE(p.ttl_offsets.size() == 2);
+    CHECK(get32(&p.wire[p.ttl_offsets[0]]) == 5);
+    CHECK(get32(&p.wire[p.ttl_offsets[1]]) == 5);
+  }
+  SECTION("a CNAME chain without the SOA stays a positive answer") {
+    spec.qtype = LDNS_RR_TYPE_AAAA;
+    spec.answer = {"svc.ns.svc.cluster.local. 20 IN CNAME web.ns.svc.cluster.local."};
+    REQUIRE(prepare_answer(build_reply(spec), policy, kZone, p));
+    CHECK_FALSE(p.negative);
+    CHECK(p.ttl == 20);
+  }
+  SECTION("a chain that reaches the asked type is positive, SOA or not") {
+    spec.answer = {"svc.ns.svc.cluster.local. 20 IN CNAME web.ns.svc.cluster.local.",
+                   "web.ns.svc.cluster.local. 15 IN A 10.0.0.1"};
+    spec.authority = {kSoa};
+    REQUIRE(prepare_answer(build_reply(spec), policy, kZone, p));
+    CHECK_FALSE(p.negative);
+    CHECK(p.ttl == 15);
+  }
   SECTION("NODATA when every answer record was off the chain") {
     spec.answer = {"evil.example. 20 IN A 6.6.6.6"};
     spec.authority = {kSoa};
