@@ -354,14 +354,30 @@ TEST_CASE("many entries: buckets grow, shards add up", "[cache]") {
 }
 
 TEST_CASE("capacity is split across shards", "[cache]") {
-  Cache c({.max_entries = 64, .shards = 4});  // 16 per shard
+  const size_t capacity = 4 * cache::kMinEntriesPerShard;
+  Cache c({.max_entries = capacity, .shards = 4});
   std::vector<std::unique_ptr<TestKey>> keys;
-  for (int i = 0; i < 500; ++i) {
+  for (size_t i = 0; i < 3 * capacity; ++i) {
     keys.push_back(std::make_unique<TestKey>("h" + std::to_string(i) + ".cluster.local"));
     insert(c, keys.back()->key, 100, 60, 1);
   }
-  CHECK(c.size() == 64);  // 500 keys fill every shard
-  CHECK(c.evictions() == 500 - 64);
+  CHECK(c.size() == capacity);  // the keys fill every shard
+  CHECK(c.evictions() == 2 * capacity);
+}
+
+TEST_CASE("a small cache is one shard: exactly LRU, whatever the shard setting", "[cache][lru]") {
+  Cache c({.max_entries = 32});  // 32 shards of one entry would evict long before 32 names
+  std::vector<std::unique_ptr<TestKey>> keys;
+  for (int i = 0; i < 32; ++i) {
+    keys.push_back(std::make_unique<TestKey>("h" + std::to_string(i) + ".cluster.local"));
+    insert(c, keys.back()->key, 100, 60, uint8_t(i));
+  }
+  CHECK(c.evictions() == 0);
+  CHECK(lookup(c, keys[0]->key, 101).found == Found::kFresh);  // now h1 is the oldest
+  TestKey extra("extra.cluster.local");
+  insert(c, extra.key, 102, 60, 'x');
+  CHECK(lookup(c, keys[1]->key, 103).found == Found::kMiss);
+  for (int i : {0, 2, 31}) CHECK(lookup(c, keys[i]->key, 103).found == Found::kFresh);
 }
 
 TEST_CASE("the memory budget bounds the cache however few the entries", "[cache][lru]") {
