@@ -210,8 +210,6 @@ void TcpSession::on_read(uv_stream_t* h, ssize_t n, const uv_buf_t* buf) {
     size_t len = wire::get16(&self->inbox_[used]);
     if (self->inbox_.size() - used - 2 < len) break;
     ++self->outstanding_;
-    // Only a complete query resets the idle timer: trickling bytes (slowloris) does not.
-    self->restart_idle_timer();
     ReplyTo reply_to{
         .peer = self->peer_.ss_family ? reinterpret_cast<const sockaddr*>(&self->peer_) : nullptr,
         .sink = self};
@@ -240,6 +238,9 @@ void TcpSession::send(std::span<const uint8_t> answer) {
     delete w;
     return close();
   }
+  // Only an answer resets the idle timer: neither trickled bytes (slowloris) nor frames that get
+  // none (too short to be a query) hold a connection open.
+  restart_idle_timer();
   answered();
 }
 

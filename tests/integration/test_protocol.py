@@ -233,6 +233,25 @@ def test_pipelined_queries_all_answered(server):
         assert harness.answer_addresses(a) == [ip]
 
 
+def test_pipelined_answers_go_out_as_they_complete(fault, readyns):
+    # RFC 7766 6.2.1.1: a hit behind a slow miss on the same connection is not held back by it.
+    upstream = fault("ok")
+    server = readyns(upstreams=[upstream.port])
+    hit_name = "svc1.ns0.svc.cluster.local"
+    udp(server.port, harness.make_query(hit_name))  # cached
+    upstream.mode = "hold"  # the next miss waits for release()
+    slow = harness.make_query(SVC0, qid=1)
+    fast = harness.make_query(hit_name, qid=2)
+    with harness.tcp_connect(server.port) as s:
+        s.sendall(b"".join(struct.pack("!H", len(w)) + w for w in (slow.to_wire(), fast.to_wire())))
+        first = dns.message.from_wire(harness.tcp_recv(s))
+        assert first.id == fast.id, "the hit waited for the miss queued before it"
+        assert upstream.release() == 1
+        second = dns.message.from_wire(harness.tcp_recv(s))
+    assert second.id == slow.id
+    assert harness.answer_addresses(second) == [harness.svc_ip(0, 0)]
+
+
 def test_query_split_across_tcp_segments(server):
     query = harness.make_query(SVC0).to_wire()
     framed = struct.pack("!H", len(query)) + query
@@ -268,6 +287,22 @@ def test_tcp_idle_timeout(knot, readyns):
     assert 0.3 <= took <= 1.5
     with harness.tcp_connect(server.port) as s:
         assert seconds_until_closed(s, 3) is not None, "silent connection never closed"
+    with harness.tcp_connect(server.port) as s:
+        # Frames too short to be queries get no answer, so they must not hold the connection.
+        start = time.monotonic()
+        s.settimeout(0.2)
+        try:
+            while time.monotonic() - start < 3:
+                s.sendall(b"\x00\x00" if int(time.monotonic() * 5) % 2 else b"\x00\x05hello")
+                try:
+                    if s.recv(1) == b"":
+                        break
+                except socket.timeout:
+                    pass
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        took = time.monotonic() - start
+    assert took <= 1.5, f"unanswerable frames kept the connection open {took:.1f} s"
 
 
 # --- malformed and unusual queries --------------------------------------------------------------
