@@ -73,26 +73,28 @@ QueryCheck parse_query(std::span<const uint8_t> msg, Query& out) {
   out.flags_lo = h[3];
   uint16_t qdcount = get16(h + 4);
   size_t pos = kHeaderSize;
-  if (qdcount == 1) {
+  bool malformed = false;
+  for (unsigned i = 0; i < qdcount && !malformed; ++i) {
     size_t name_len = question_name_length(msg, pos);
-    if (name_len != 0 && pos + name_len + 4 <= msg.size()) {
+    if (name_len == 0 || pos + name_len + 4 > msg.size()) {
+      malformed = true;
+    } else if (qdcount == 1) {
       out.question = {h + pos, uint16_t(name_len), get16(h + pos + name_len),
                       get16(h + pos + name_len + 2)};
       out.question_valid = true;
-      pos += name_len + 4;
-      out.question_end = pos;
+      out.question_end = pos + name_len + 4;
     }
+    pos += name_len + 4;
   }
-  if (opcode_of(h) != 0) return QueryCheck::kNotImp;
-  if (!out.question_valid) return QueryCheck::kFormErr;
-
-  bool malformed = false;
-  pos = walk_records(msg, pos, get16(h + 6) + get16(h + 8), false, out.edns, malformed);
+  // The OPT is read even for a query refused below: RFC 6891 7, an answer to a query with EDNS
+  // carries an OPT, whatever its RCODE.
+  if (!malformed) {
+    pos = walk_records(msg, pos, get16(h + 6) + get16(h + 8), false, out.edns, malformed);
+  }
   if (!malformed) walk_records(msg, pos, get16(h + 10), true, out.edns, malformed);
-  if (malformed) {
-    out.edns = Edns{};  // do not trust an OPT found in a malformed message
-    return QueryCheck::kFormErr;
-  }
+  if (malformed) out.edns = Edns{};  // do not trust an OPT found in a malformed message
+  if (opcode_of(h) != 0) return QueryCheck::kNotImp;
+  if (!out.question_valid || malformed) return QueryCheck::kFormErr;
   if (out.edns.present && out.edns.version != 0) return QueryCheck::kBadVers;
   uint16_t qtype = out.question.qtype;
   if (qtype == kTypeAxfr || qtype == kTypeIxfr) return QueryCheck::kRefused;

@@ -2,6 +2,7 @@
 // ldns).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -96,8 +97,11 @@ struct Query {
   size_t question_end = 0;  // offset just past the question
   Edns edns;
 
-  // Largest UDP answer the client accepts.
-  size_t udp_limit() const { return edns.present ? std::max<size_t>(edns.udp_size, 512) : 512; }
+  // Largest UDP answer we send it: what it accepts, but no more than we advertise, as DNS flag
+  // day 2020 asks, so that no answer is fragmented on the way (larger ones go by TCP).
+  size_t udp_limit() const {
+    return edns.present ? std::clamp<size_t>(edns.udp_size, 512, kEdnsUdpSize) : 512;
+  }
   bool rd() const { return flags_hi & kFlagRd; }
   bool cd() const { return flags_lo & kFlagCd; }
 };

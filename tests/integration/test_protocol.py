@@ -184,6 +184,16 @@ def test_answer_cached_for_one_client_sized_for_the_next(server):
     assert harness.answer_addresses(roomy) == sorted(harness.big_a_ips())
 
 
+def test_udp_answers_no_bigger_than_we_advertise(server):
+    # A client offering 4096 still gets no UDP answer over 1232 bytes (DNS flag day 2020): such
+    # an answer would be fragmented on the way. It gets TC and asks over TCP.
+    for attempt in ("miss", "hit"):
+        wire = udp_exchange(server.port, harness.make_query(BIGTXT, "TXT", edns=0, payload=4096))
+        assert wire is not None, attempt
+        assert len(wire) <= EDNS_SIZE, attempt
+        assert dns.message.from_wire(wire).flags & dns.flags.TC, attempt
+
+
 def test_answer_bigger_than_edns_udp_complete_over_tcp(server):
     # Knot truncates this 3 KB set over UDP even at 1232, so readyns must fetch it over TCP.
     msg = tcp(server.port, harness.make_query(BIGTXT, "TXT", edns=0))
@@ -326,25 +336,34 @@ def test_response_bit_set_gets_no_reply(server):
     assert udp(server.port, harness.make_query(SVC0)).rcode() == dns.rcode.NOERROR
 
 
+def assert_opt_as_asked(reply, edns):
+    """RFC 6891 7: an answer to a query with an OPT carries one, whatever its RCODE."""
+    assert struct.unpack("!H", reply[10:12])[0] == (1 if edns else 0), "ARCOUNT"
+
+
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 @pytest.mark.parametrize("qdcount", [0, 2])
-def test_bad_question_count_gets_formerr(server, transport, qdcount):
-    query = harness.make_query(SVC0)
+@pytest.mark.parametrize("edns", [False, True])
+def test_bad_question_count_gets_formerr(server, transport, qdcount, edns):
+    query = harness.make_query(SVC0, edns=0 if edns else None)
     wire = query.to_wire()
+    question_end = 12 + len(question_bytes(wire))
     if qdcount == 0:
-        wire = with_header(wire[:12], qdcount=0)
+        wire = with_header(wire[:12], qdcount=0) + wire[question_end:]
     else:
-        second = harness.make_query("svc1.ns0.svc.cluster.local").to_wire()[12:]
-        wire = with_header(wire, qdcount=2) + second
+        second = question_bytes(harness.make_query("svc1.ns0.svc.cluster.local").to_wire())
+        wire = with_header(wire[:question_end], qdcount=2) + second + wire[question_end:]
     reply = exchange(server.port, wire, transport)
     assert struct.unpack("!H", reply[:2])[0] == query.id
     assert reply[2] & 0x80, "QR"
     assert reply[3] & 0x0F == dns.rcode.FORMERR
+    assert_opt_as_asked(reply, edns)
 
 
 @pytest.mark.parametrize("opcode", [dns.opcode.IQUERY, dns.opcode.STATUS, dns.opcode.NOTIFY, dns.opcode.UPDATE])
-def test_other_opcodes_get_notimp(server, opcode):
-    query = harness.make_query("cluster.local", "SOA")
+@pytest.mark.parametrize("edns", [False, True])
+def test_other_opcodes_get_notimp(server, opcode, edns):
+    query = harness.make_query("cluster.local", "SOA", edns=0 if edns else None)
     wire = with_header(query.to_wire(), flags=(opcode << 11) | 0x0100)
     reply = udp_exchange(server.port, wire)
     assert reply is not None
@@ -352,6 +371,7 @@ def test_other_opcodes_get_notimp(server, opcode):
     assert reply[2] & 0x80, "QR"
     assert (reply[2] >> 3) & 0x0F == opcode
     assert reply[3] & 0x0F == dns.rcode.NOTIMP
+    assert_opt_as_asked(reply, edns)
 
 
 def test_zone_transfer_refused(server):

@@ -281,6 +281,10 @@ TEST_CASE("parse_query accepts a plain query", "[wire][parse_query]") {
   CHECK(q.question_end == m.size());
   CHECK_FALSE(q.edns.present);
   CHECK(q.udp_limit() == 512);
+  q.edns = {.present = true, .udp_size = 1000};
+  CHECK(q.udp_limit() == 1000);
+  q.edns.udp_size = 100;
+  CHECK(q.udp_limit() == 512);  // RFC 6891 6.2.5: below 512 counts as 512
 
   Bytes plain = make_query("svc.cluster.local", kTypeA, 0, 0);
   REQUIRE(parse_query(plain, q) == QueryCheck::kOk);
@@ -360,6 +364,31 @@ TEST_CASE("parse_query answers other opcodes with NOTIMP", "[wire][parse_query]"
   }
 }
 
+TEST_CASE("parse_query reads the OPT of queries it refuses, for their answer to carry one",
+          "[wire][parse_query][edns]") {
+  Query q;
+  SECTION("QDCOUNT 0") {
+    Bytes m = header(1, kFlagRd, 0, 0);
+    add_opt(m, 1232, 0, true);
+    CHECK(parse_query(m, q) == QueryCheck::kFormErr);
+  }
+  SECTION("QDCOUNT 2") {
+    Bytes m = header(1, kFlagRd, 0, 2);
+    for (const char* name : {"a.cluster.local", "b.cluster.local"}) {
+      add_question(m, wname(name), kTypeA);
+    }
+    add_opt(m, 1232, 0, true);
+    CHECK(parse_query(m, q) == QueryCheck::kFormErr);
+  }
+  SECTION("another opcode") {
+    Bytes m = make_query("cluster.local", kTypeSoa, uint8_t(4 << 3));
+    add_opt(m, 1232, 0, true);
+    CHECK(parse_query(m, q) == QueryCheck::kNotImp);
+  }
+  CHECK(q.edns.present);
+  CHECK(q.edns.do_bit);
+}
+
 TEST_CASE("parse_query rejects malformed question names", "[wire][parse_query]") {
   Query q;
   auto with_name = [](const Bytes& name) {
@@ -417,7 +446,7 @@ TEST_CASE("parse_query reads EDNS", "[wire][parse_query][edns]") {
     CHECK(q.edns.do_bit);
     CHECK(q.edns.version == 0);
     CHECK(q.edns.udp_size == 4096);
-    CHECK(q.udp_limit() == 4096);
+    CHECK(q.udp_limit() == kEdnsUdpSize);  // no more than we advertise: no fragments
     CHECK(q.question_end == m.size() - kOptRecordSize);
   }
   SECTION("without DO") {
