@@ -62,8 +62,10 @@ int main(int argc, char** argv) {
   sigemptyset(&control_signals);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&control_signals, sig);
   pthread_sigmask(SIG_BLOCK, &control_signals, nullptr);
+  bool started = false;
   try {
     readyns::Server server(options);
+    started = true;
     g_server = &server;
     struct sigaction sa {};
     sa.sa_handler = on_signal;
@@ -90,10 +92,13 @@ int main(int argc, char** argv) {
     server.run();
     g_server = nullptr;
     spdlog::info("readyns stopped");
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "readyns: %s\n", e.what());
-    return 2;
   } catch (const std::exception& e) {
+    // What stops it starting (an address it cannot listen on, no API server under --kube=on) is
+    // the settings' fault: exit 2 as for a bad flag. Later failures are the run's.
+    if (!started) {
+      std::fprintf(stderr, "readyns: %s\n", e.what());
+      return 2;
+    }
     spdlog::critical("{}", e.what());
     return 1;
   }

@@ -69,6 +69,8 @@ std::string resolved_upstream_problem(std::string_view text) {
   if (is_resolv_conf(text)) {
     return "'" + std::string(text) + "' not read yet (config::expand_resolv_conf)";
   }
+  std::optional<net::Address> address = net::parse_address(text, 53);
+  if (address && address->port() == 0) return "bad address '" + std::string(text) + "' (port 0)";
   return address_problem(text, 53);
 }
 
@@ -249,11 +251,11 @@ Setting forward() {
 
 std::vector<Setting> make_settings() {
   return {
-      list("listen", "--listen", "ADDR:PORT",
-           "answer UDP and TCP queries here (repeatable; default 127.0.0.1:53)", &Options::listen,
-           listen_problem, listen_problem),
-      list("upstreams", "--upstream", "ADDR:PORT",
-           "forward the default zone '.' here (repeatable); 'resolv.conf' or "
+      list("listen", "--listen", "ADDR[:PORT]",
+           "answer UDP and TCP queries here, port 53 if none (repeatable; default 127.0.0.1:53)",
+           &Options::listen, listen_problem, listen_problem),
+      list("upstreams", "--upstream", "ADDR[:PORT]",
+           "forward the default zone '.' here, port 53 if none (repeatable); 'resolv.conf' or "
            "'resolv.conf:PATH' for the nameservers of /etc/resolv.conf or PATH, less our own "
            "listen addresses",
            &Options::upstreams, upstream_item_problem, resolved_upstream_problem),

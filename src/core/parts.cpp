@@ -69,12 +69,13 @@ std::unique_ptr<net::ConnectionLimits> connection_limits(const Options& o) {
                                                  o.tcp_max_connections_per_client);
 }
 
-ListenSockets bind_listeners(const Options& o) {
+ListenSockets bind_listeners(const Options& o, bool first) {
   ListenSockets sockets;
   for (const std::string& text : o.listen) {
     net::Address at = address(text);
     for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
-      int fd = net::bind_socket(at, type);
+      int fd = first ? net::check_address_free(at, type) : 0;
+      if (fd == 0) fd = net::bind_socket(at, type);
       if (fd < 0) {
         for (int open : sockets.udp) ::close(open);
         for (int open : sockets.tcp) ::close(open);

@@ -29,11 +29,13 @@ net::TcpSettings tcp_settings(const Options& o);
 std::unique_ptr<net::ConnectionLimits> connection_limits(const Options& o);
 
 // A UDP and a TCP socket bound on each listen address (SO_REUSEPORT: each worker binds its
-// own). Throws std::runtime_error naming the address that failed, with none left open.
+// own). The first worker's call also checks that no other program holds an address, which
+// SO_REUSEPORT would share. Throws std::runtime_error naming the address that failed, with none
+// left open.
 struct ListenSockets {
   std::vector<int> udp, tcp;
 };
-ListenSockets bind_listeners(const Options& o);
+ListenSockets bind_listeners(const Options& o, bool first);
 k8s::Mode kube_mode(const Options& o);
 k8s::WatcherSettings watcher_settings(const Options& o);
 

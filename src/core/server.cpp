@@ -108,7 +108,7 @@ struct Server::Impl {
           &t->loop, net::UvTransportSettings{.tcp_idle_timeout_ms = o.tcp_idle_timeout_ms});
       t->worker = std::make_unique<core::Worker>(&t->loop, settings, *cache, mesh, *t->transport,
                                                  local.get());
-      core::ListenSockets sockets = core::bind_listeners(o);
+      core::ListenSockets sockets = core::bind_listeners(o, /*first=*/i == 0);
       t->worker->add_listeners(sockets.udp, sockets.tcp, tcp, *connections);
       uv_async_init(&t->loop, &t->reconfigure_async, [](uv_async_t* a) {
         Thread& th = *static_cast<Thread*>(a->data);

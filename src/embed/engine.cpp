@@ -61,7 +61,7 @@ Prepared prepare(const Options& given) {
   }
 
   // Last, so that nothing above can throw with sockets open.
-  p.sockets = core::bind_listeners(o);
+  p.sockets = core::bind_listeners(o, /*first=*/true);
   return p;
 }
 

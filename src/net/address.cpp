@@ -12,6 +12,11 @@ socklen_t Address::len() const {
   return family() == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
 }
 
+uint16_t Address::port() const {
+  return ntohs(family() == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port
+                                    : reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
+}
+
 std::string Address::to_string() const {
   char ip[INET6_ADDRSTRLEN] = "?";
   if (family() == AF_INET6) {

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@ struct Address {
   const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&storage); }
   socklen_t len() const;
   int family() const { return storage.ss_family; }
+  uint16_t port() const;
   std::string to_string() const;
   bool operator==(const Address& other) const;
 };

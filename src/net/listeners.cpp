@@ -45,6 +45,18 @@ int bind_socket(const Address& address, int type) {
   return fd;
 }
 
+int check_address_free(const Address& address, int type) {
+  int fd = ::socket(address.family(), type | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int on = 1;
+  // Not for UDP: there SO_REUSEADDR would share the port with the very sockets looked for.
+  if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  int result = ::bind(fd, address.sa(), address.len()) == 0 ? 0 : -errno;
+  ::close(fd);
+  return result;
+}
+
 // One received batch and the answers to it.
 struct UdpListener::Batch {
   mmsghdr in[kUdpBatch];

@@ -58,13 +58,18 @@ class QueryHandler {
 
 // How many connections there may be is the shared ConnectionLimits' business.
 struct TcpSettings {
-  uint32_t idle_timeout_ms = 10000;  // no complete query for this long: close (RFC 7766 6.2.3)
+  uint32_t idle_timeout_ms = 10000;  // no answer for this long, none owed: close (RFC 7766 6.2.3)
   unsigned max_pipelined = 100;      // unanswered queries; beyond, stop reading the connection
 };
 
 // Binds a socket with SO_REUSEPORT so each worker can own one on the same address.
 // Returns the fd or a negative errno.
 int bind_socket(const Address& address, int type);
+
+// 0 if nothing else is bound on the address, or a negative errno (-EADDRINUSE): SO_REUSEPORT
+// would let a second program on the port quietly take half its queries, so look first, with a
+// socket that shares nothing.
+int check_address_free(const Address& address, int type);
 
 // Receives a batch with one recvmmsg when the loop says the socket is readable, and answers it
 // with one sendmmsg: libuv's own UDP reading costs an extra syscall per wake-up. The handler's

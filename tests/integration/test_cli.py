@@ -35,6 +35,10 @@ def test_help_documents_every_flag(readyns_bin):
     (["--upstream", "127.0.0.1:53", "--cache-size", "lots"], "lots"),
     (["--upstream", "127.0.0.1:53", "--max-ttl", "-1"], "-1"),
     (["--upstream", "127.0.0.1:53", "--watch-config"], "--watch-config"),
+    (["--upstream", "127.0.0.1:0"], "127.0.0.1:0"),
+    (["--upstream", "127.0.0.1:53", "--forward", "cluster.local=127.0.0.1:0"], "127.0.0.1:0"),
+    # TEST-NET-1: no host has it, so it cannot be bound (nothing is sent there).
+    (["--listen", "192.0.2.1:5353", "--upstream", "127.0.0.1:53", "--health=", "--metrics="], "192.0.2.1:5353"),
 ])
 def test_usage_errors_exit_2_with_one_line(readyns_bin, args, named):
     result = run(readyns_bin, *args)
@@ -51,6 +55,18 @@ def test_several_listen_addresses(knot, readyns):
     for port in (server.port, extra):
         for transport in (udp, tcp):
             assert harness.answer_addresses(transport(port, harness.make_query(SVC0))) == [harness.svc_ip(0, 0)]
+
+
+def test_a_port_in_use_is_refused_not_shared(knot, readyns, readyns_bin):
+    # SO_REUSEPORT would let a second instance take part of the first one's queries unseen.
+    server = readyns(upstreams=[knot.port])
+    result = run(readyns_bin, "--listen", f"{harness.HOST}:{server.port}", "--upstream", f"{harness.HOST}:{knot.port}",
+                 "--health=", "--metrics=")
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"{harness.HOST}:{server.port}" in lines[0], result.stderr
+    assert all(harness.answer_addresses(udp(server.port, harness.make_query(SVC0))) == [harness.svc_ip(0, 0)]
+               for _ in range(8))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
