@@ -28,6 +28,9 @@ struct Options {
   uint32_t min_ttl = 0;
   uint32_t max_ttl = 30;
   uint32_t neg_ttl = 5;
+  // Unbound's prefetch: a hit in the last tenth of an entry's TTL also refreshes it in the
+  // background. Off, as in Unbound and CoreDNS: a hit then never reaches the upstream.
+  bool prefetch = false;
 
   // Upstream exchange.
   uint32_t upstream_timeout_ms = 1000;  // one attempt, before trying the next upstream

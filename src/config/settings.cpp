@@ -274,6 +274,10 @@ std::vector<Setting> make_settings() {
       number<uint32_t>("cache.neg_ttl", "--neg-ttl", "SECONDS",
                        "ceiling for cached NXDOMAIN/NODATA answers (default 5)", &Options::neg_ttl,
                        0, kDay),
+      toggle("cache.prefetch", "--prefetch",
+             "refresh an entry in the background when a hit comes in the last tenth of its TTL, "
+             "so popular names never miss (off by default: a hit never reaches the upstream)",
+             &Options::prefetch),
       number<uint32_t>("upstream.timeout_ms", "--upstream-timeout", "MS",
                        "longest wait for one upstream attempt (default 1000)",
                        &Options::upstream_timeout_ms, 10, 60000),

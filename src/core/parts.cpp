@@ -53,6 +53,7 @@ WorkerSettings worker_settings(const Options& o, upstream::ServerPool* servers) 
       .servers = servers,
       .max_in_flight = o.max_in_flight,
       .stale_answer_timeout_ms = o.stale_max ? o.stale_answer_timeout_ms : 0,
+      .max_prefetches = o.prefetch ? WorkerSettings{}.max_prefetches : 0,
       .query_log = o.query_log,
       .query_log_sample = std::max<uint32_t>(1, o.query_log_sample),
       .rrl_rate = o.rrl_rate,

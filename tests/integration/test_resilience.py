@@ -86,7 +86,7 @@ def test_no_stale_answer_without_an_expired_entry(fault, readyns):
 
 def test_popular_entry_is_refreshed_before_it_expires(fault, readyns):
     upstream = fault("ok")
-    server = readyns(upstreams=[upstream.port], args=["--max-ttl", "10"])
+    server = readyns(upstreams=[upstream.port], args=["--max-ttl", "10", "--prefetch"])
     udp(server.port, harness.make_query(SVC0))
     assert upstream.count(SVC0) == 1
     time.sleep(9.1)  # into the last tenth of the 10 s TTL

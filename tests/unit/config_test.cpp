@@ -115,6 +115,7 @@ cache:
   max_ttl: 600
   neg_ttl: 7
   stale_max: 3600
+  prefetch: yes
 upstream:
   timeout_ms: 300
   resolve_timeout_ms: 2500
@@ -163,6 +164,7 @@ TEST_CASE("config: every key is read into its option") {
   CHECK(o.min_ttl == 2);
   CHECK(o.max_ttl == 600);
   CHECK(o.neg_ttl == 7);
+  CHECK(o.prefetch);
   CHECK(o.upstream_timeout_ms == 300);
   CHECK(o.max_in_flight == 500);
   CHECK(o.resolve_timeout_ms == 2500);
