@@ -1,5 +1,6 @@
-/* The bench's floor: a UDP "DNS server" that only sets the QR bit and sends each query back (no
- * parsing, no cache).
+/* The bench's floor: a UDP "DNS server" that only sets the QR bit and sends each query back.
+ *
+ * No parsing, no cache.
  *
  * Usage: floor ADDR PORT
  * Its CPU per query is what the kernel's loopback UDP path costs a server that batches with

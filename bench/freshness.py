@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-# Measures how long an endpoint marked not-ready keeps being answered: readyns' watcher vs a plain TTL cache.
+# Measures how long an endpoint marked not-ready keeps being answered.
+#
+# readyns' watcher vs a plain TTL cache.
 """Usage: bench/freshness.py [--trials 50] [--interval-ms 5] [--ttl 30] [--readyns PATH] [--out FILE]
 
 For each of `--trials` headless Services (one trial each, two ready endpoints), clients ask the

@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""Generates the bench's zones (a CoreDNS-like cluster.local, an external example.org) and dnsperf query files.
+"""Generates the bench's zones and dnsperf query files.
+
+The zones are a CoreDNS-like cluster.local and an external example.org.
 
 Usage: gen.py OUTDIR [TTL]
 

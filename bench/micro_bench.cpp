@@ -1,5 +1,7 @@
-// Micro-benchmarks of the hit path: its parts (parsing, key hashing, cache lookup and render) and
-// a whole hit through the real Worker, counters and metrics included.
+// Micro-benchmarks of the hit path: its parts and a whole hit through the real Worker.
+//
+// The parts: parsing, key hashing, cache lookup and render; the whole hit with counters and metrics
+// included.
 // Run: build-release/bench/micro_bench (Catch2 benchmarks; not a test, never timed in CI).
 // Instructions per hit: valgrind --tool=callgrind --toggle-collect='*run_*'
 //   build-release/bench/micro_bench '[.hit-loop]'   (then Ir / kHitLoop; '[.udp-hit-loop]' for

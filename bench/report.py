@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""Turns run.sh's raw measurements into results.json, results.md (also printed) and the cost.png bar chart.
+"""Turns run.sh's raw measurements into results.json, results.md and the cost.png bar chart.
+
+results.md is also printed.
 
 Usage: report.py WORKDIR OUTDIR   (WORKDIR holds raw.tsv, meta.tsv and notes.tsv written by run.sh)
 """

@@ -1,5 +1,7 @@
 #!/bin/bash
-# Benchmarks readyns side by side with peer DNS caches (and a floor) on this machine, all forwarding to one knotd.
+# Benchmarks readyns side by side with peer DNS caches (and a floor) on this machine.
+#
+# All of them forward to one knotd.
 #
 # Usage: bench/run.sh [SERVER...]        (default: floor knotd readyns unbound dnsmasq dnsdist pdns kresd)
 #   Uses 127.0.0.1 only (free ports from 15300 up). Needs Debian's knot dnsperf bind9-dnsutils gcc python3-matplotlib,

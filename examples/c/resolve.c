@@ -1,5 +1,6 @@
-/* Resolves a name, or lists a Service's endpoints, with readyns embedded through its C ABI: the
- * resolver runs on a thread of its own, and this program waits for the callback.
+/* Resolves a name, or lists a Service's endpoints, with readyns embedded through its C ABI.
+ *
+ * The resolver runs on a thread of its own, and this program waits for the callback.
  *
  *   resolve UPSTREAM NAME [TYPE]                e.g. resolve 10.96.0.10:53 example.org AAAA
  *   resolve UPSTREAM -e SERVICE NAMESPACE [PORT]     endpoints, from DNS (SRV, then A/AAAA)

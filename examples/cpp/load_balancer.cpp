@@ -1,6 +1,8 @@
-// Client-side load balancing with readyns embedded: an HTTP-client-style balancer that spreads
-// requests round-robin over a Service's ready endpoints and follows every change (a rolling
-// update, a pod going unready) as watch_endpoints() reports it, with no DNS TTL in the way.
+// Client-side load balancing with readyns embedded.
+//
+// An HTTP-client-style balancer that spreads requests round-robin over a Service's ready endpoints
+// and follows every change (a rolling update, a pod going unready) as watch_endpoints() reports it,
+// with no DNS TTL in the way.
 //
 //   load_balancer [--upstream IP:PORT] [--kube-api URL --kube-ca FILE --kube-token FILE]
 //                 SERVICE NAMESPACE PORT_NAME

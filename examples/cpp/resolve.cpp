@@ -1,5 +1,6 @@
-// readyns on your own libuv loop in a few lines: resolve a name and list a Service's endpoints,
-// then close and let uv_run() return.  Usage: resolve UPSTREAM NAME [SERVICE NAMESPACE PORT]
+// readyns on your own libuv loop in a few lines: resolve a name and list a Service's endpoints.
+//
+// Then close and let uv_run() return.  Usage: resolve UPSTREAM NAME [SERVICE NAMESPACE PORT]
 #include <uv.h>
 
 #include <cstdio>

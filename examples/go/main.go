@@ -1,6 +1,7 @@
-// Resolves names and lists a Service's endpoints with readyns embedded in a Go program through
-// its C ABI (cgo). The resolver runs on its own thread; its callbacks reach Go through the
-// exported functions below, and the answers come back on channels.
+// Resolves names and lists a Service's endpoints with readyns embedded in a Go program.
+//
+// readyns is embedded through its C ABI (cgo). The resolver runs on its own thread; its callbacks
+// reach Go through the exported functions below, and the answers come back on channels.
 //
 //	go build && ./resolve -upstream 10.96.0.10:53 example.org
 //	./resolve -upstream 10.96.0.10:53 -endpoints web/shop/http

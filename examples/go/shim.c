@@ -1,5 +1,7 @@
-// C trampolines between readyns's callbacks (void* user data, const pointers) and the Go
-// functions main.go exports, which take a cgo.Handle as a uintptr_t.
+// C trampolines between readyns's callbacks and the Go functions main.go exports.
+//
+// readyns's callbacks take void* user data and const pointers; the Go functions take a cgo.Handle
+// as a uintptr_t.
 #include <stdint.h>
 
 #include "_cgo_export.h"

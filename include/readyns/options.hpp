@@ -1,5 +1,7 @@
-// readyns settings: one plain struct with defaults, shared by the daemon, the config file and
-// embedders. Addresses are "IP:PORT" ("[v6]:PORT" for IPv6).
+// readyns settings: one plain struct with defaults.
+//
+// Shared by the daemon, the config file and embedders. Addresses are "IP:PORT" ("[v6]:PORT" for
+// IPv6).
 //
 //   readyns::Options opts{.listen = {"127.0.0.1:5353"}, .upstreams = {"127.0.0.1:5300"}};
 //   opts.forward.push_back({.zone = "cluster.local", .upstreams = {"10.96.0.10:53"}});

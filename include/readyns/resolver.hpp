@@ -1,5 +1,7 @@
-// readyns inside your program: the DNS cache and forwarder, and a Service's ready endpoints with
-// change notifications, on your libuv loop or on a thread readyns owns.
+// readyns inside your program: the DNS cache and forwarder, and a Service's ready endpoints.
+//
+// The endpoints come with change notifications; all of it runs on your libuv loop or on a thread
+// readyns owns.
 //
 //   readyns::Options opts{.listen = {}, .upstreams = {"10.96.0.10:53"}};  // no DNS listeners
 //   readyns::Resolver resolver(loop, opts);  // your loop; or Resolver(opts): its own thread

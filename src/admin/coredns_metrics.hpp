@@ -1,5 +1,7 @@
-// Metric families under CoreDNS's names, label names and help texts, so dashboards and alerts
-// written for CoreDNS / NodeLocal DNSCache work on readyns unchanged; plus readyns's own.
+// Metric families under CoreDNS's names, label names and help texts; plus readyns's own.
+//
+// With CoreDNS's names, dashboards and alerts written for CoreDNS / NodeLocal DNSCache work on
+// readyns unchanged.
 //
 // Taken from CoreDNS's sources (plugin/metrics/vars/vars.go, plugin/cache/metrics.go,
 // plugin/pkg/proxy/metrics.go, plugin/forward/metrics.go). CoreDNS's label sets changed across

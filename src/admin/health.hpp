@@ -1,5 +1,6 @@
-// /health and /ready verdicts from plain facts the server gathers: pure functions, so every case
-// is a unit test and the HTTP side stays a one-line route.
+// /health and /ready verdicts from plain facts the server gathers.
+//
+// Pure functions, so every case is a unit test and the HTTP side stays a one-line route.
 //
 //   server.route("/ready", [&](const admin::Request&) { return admin::readiness(facts()); });
 #pragma once

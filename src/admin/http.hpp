@@ -1,5 +1,7 @@
-// The admin server's HTTP/1.1 protocol without sockets: requests parsed by http-parser, routing,
-// responses rendered to bytes. Bytes in, bytes out, so a fuzzer can drive it without a loop.
+// The admin server's HTTP/1.1 protocol without sockets: parsing, routing and rendering.
+//
+// Requests are parsed by http-parser, routed, and responses rendered to bytes. Bytes in, bytes out,
+// so a fuzzer can drive it without a loop.
 //
 //   admin::Router router;
 //   router.add("/health", [](const admin::Request&) { return admin::Response{.body = "ok\n"}; });

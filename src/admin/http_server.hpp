@@ -1,5 +1,7 @@
-// The admin HTTP server (/health, /ready, /metrics) on a libuv loop of its own, so probes and
-// scrapes never wait behind queries and a stuck worker cannot hide from /health.
+// The admin HTTP server (/health, /ready, /metrics) on a libuv loop of its own.
+//
+// A loop of its own, so probes and scrapes never wait behind queries and a stuck worker cannot hide
+// from /health.
 //
 //   admin::HttpServer server(&admin_loop, admin::HttpServerSettings{});
 //   server.route("/health", [](const admin::Request&) { return admin::Response{.body = "ok\n"}; });

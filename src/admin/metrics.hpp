@@ -1,5 +1,7 @@
-// Prometheus metrics: a fixed-bucket Histogram a worker observes cheaply, and a writer of the text
-// exposition format 0.0.4 (what /metrics serves).
+// Prometheus metrics: a fixed-bucket Histogram and a writer of the text exposition format.
+//
+// A worker observes the Histogram cheaply; the writer writes the text exposition format 0.0.4 (what
+// /metrics serves).
 //
 //   admin::TextWriter w;
 //   w.begin(admin::coredns::kCacheHitsTotal);

@@ -1,5 +1,7 @@
-// The answer cache: a sharded hash with LRU eviction, holding prepared wire answers by
-// (lower-cased name, type, class, DO). It knows no event loop; the caller passes the time.
+// The answer cache: a sharded hash with LRU eviction.
+//
+// It holds prepared wire answers by (lower-cased name, type, class, DO). It knows no event loop;
+// the caller passes the time.
 //
 //   cache::Cache cache({.max_entries = 100000});
 //   uint8_t buf[cache::kMaxKeySize];

@@ -1,5 +1,6 @@
-// Every setting once: its config-file key, its flag, how its text is read, and validate(), the
-// checks the command line, the config file and readyns::Server all share.
+// Every setting once: its config-file key, its flag, how its text is read, and validate().
+//
+// validate() holds the checks the command line, the config file and readyns::Server all share.
 #pragma once
 
 #include <functional>

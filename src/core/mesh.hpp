@@ -1,6 +1,7 @@
-// Coalescing across workers (Unbound's "mesh"): one upstream query per key at a time, whichever
-// worker's clients asked. The first worker to miss leads and resolves; the others follow and are
-// handed the outcome on their own loop.
+// Coalescing across workers (Unbound's "mesh"): one upstream query per key at a time.
+//
+// This holds whichever worker's clients asked: the first worker to miss leads and resolves; the
+// others follow and are handed the outcome on their own loop.
 #pragma once
 
 #include <memory>

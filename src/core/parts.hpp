@@ -1,5 +1,6 @@
-// The public Options checked and turned into the settings each internal part takes, shared by
-// the daemon's Server and the embedded Resolver so that both read an option the same way.
+// The public Options checked and turned into the settings each internal part takes.
+//
+// Shared by the daemon's Server and the embedded Resolver so that both read an option the same way.
 #pragma once
 
 #include <memory>

@@ -1,7 +1,9 @@
-// Response rate limiting (as BIND's RRL, per client only): each client network (/24 for IPv4,
-// /56 for IPv6) may get `rate` UDP answers a second, in bursts of up to a second's worth. Over
-// that, one answer in `slip` goes out empty with TC=1, so a real client retries over TCP while a
-// spoofed victim of a reflection attack gets little; the others are dropped.
+// Response rate limiting (as BIND's RRL, per client only).
+//
+// Each client network (/24 for IPv4, /56 for IPv6) may get `rate` UDP answers a second, in bursts
+// of up to a second's worth. Over that, one answer in `slip` goes out empty with TC=1, so a real
+// client retries over TCP while a spoofed victim of a reflection attack gets little; the others are
+// dropped.
 #pragma once
 
 #include <sys/socket.h>

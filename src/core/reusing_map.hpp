@@ -1,5 +1,7 @@
-// A hash map that keeps the nodes of the entries it erases and reuses them for later inserts, so
-// that a map whose size comes and goes (flights in progress) allocates nothing in steady state.
+// A hash map that reuses the nodes of the entries it erases for later inserts.
+//
+// Kept nodes mean that a map whose size comes and goes (flights in progress) allocates nothing in
+// steady state.
 #pragma once
 
 #include <unordered_map>

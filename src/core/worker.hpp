@@ -1,5 +1,6 @@
-// A worker: one libuv loop answering queries from its listeners through the shared cache, the
-// local answerer (Kubernetes endpoints) and its forwarder, coalescing identical misses.
+// A worker: one libuv loop answering queries from its listeners, coalescing identical misses.
+//
+// It answers through the shared cache, the local answerer (Kubernetes endpoints) and its forwarder.
 #pragma once
 
 #include <uv.h>

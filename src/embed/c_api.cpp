@@ -1,5 +1,7 @@
-// The C ABI (readyns/readyns.h) over readyns::Resolver: opaque handles, status codes, results as
-// plain structs pointing into C++ strings for the length of a callback; no exception gets out.
+// The C ABI (readyns/readyns.h) over readyns::Resolver.
+//
+// Opaque handles, status codes, results as plain structs pointing into C++ strings for the length
+// of a callback; no exception gets out.
 #include "readyns/readyns.h"
 
 #include <cstdlib>

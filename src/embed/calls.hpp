@@ -1,6 +1,7 @@
-// The state behind the public Query and Subscription handles: a callback that any thread may
-// cancel, called at most once (Query) or until cancelled (Subscription), never after cancel()
-// has returned nor once the resolver is closing.
+// The state behind the public Query and Subscription handles: a cancellable callback.
+//
+// Any thread may cancel the callback. It is called at most once (Query) or until cancelled
+// (Subscription), never after cancel() has returned nor once the resolver is closing.
 #pragma once
 
 #include <spdlog/spdlog.h>

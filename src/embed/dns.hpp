@@ -1,5 +1,6 @@
-// DNS messages as the embedding API sees them: a query built from a name and type, and an answer
-// read into readyns::Answer (records as text).
+// DNS messages as the embedding API sees them: queries built and answers read.
+//
+// A query is built from a name and type, and an answer read into readyns::Answer (records as text).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,7 @@
-// The embedded resolver's machinery: setting up from Options, queries through the worker into a
-// caller's sink, endpoint lookups from the EndpointSlice table or from DNS, watches, shutdown.
+// The embedded resolver's machinery: setup, queries, endpoint lookups, watches, shutdown.
+//
+// Setting up from Options, queries through the worker into a caller's sink, endpoint lookups from
+// the EndpointSlice table or from DNS, watches, shutdown.
 #include "embed/engine.hpp"
 
 #include <spdlog/spdlog.h>

@@ -1,7 +1,8 @@
-// The embedded resolver's machinery on one libuv loop: a worker with its cache, transport and
-// forwarder, optionally its listeners, the EndpointSlice table and watcher, and the endpoint
-// lookups and watches of readyns::Resolver. Everything here runs on the loop's thread except
-// post(), request_shutdown() and table_endpoints().
+// The embedded resolver's machinery on one libuv loop.
+//
+// A worker with its cache, transport and forwarder, optionally its listeners, the EndpointSlice
+// table and watcher, and the endpoint lookups and watches of readyns::Resolver. Everything here
+// runs on the loop's thread except post(), request_shutdown() and table_endpoints().
 #pragma once
 
 #include <uv.h>

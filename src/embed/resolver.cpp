@@ -1,5 +1,7 @@
-// readyns::Resolver and its handles over an Engine, on the caller's loop or on a loop thread of
-// the resolver's own; and how each is taken down.
+// readyns::Resolver and its handles over an Engine, and how they are taken down.
+//
+// The Engine runs on the caller's loop or on a loop thread of the resolver's own; the teardown of
+// each is here too.
 #include "readyns/resolver.hpp"
 
 #include <spdlog/spdlog.h>

@@ -1,5 +1,6 @@
-// Where the Kubernetes API server is and how to authenticate to it: the explicit settings, or a
-// pod's environment and service account.
+// Where the Kubernetes API server is and how to authenticate to it.
+//
+// Either from the explicit settings, or from a pod's environment and service account.
 #pragma once
 
 #include <optional>

@@ -1,5 +1,7 @@
-// The curl-on-libuv glue, after curl's docs/examples/multi-uv.c: curl says which sockets to watch
-// and when to time out; libuv says when a socket is ready; curl_multi_socket_action joins them.
+// The curl-on-libuv glue, after curl's docs/examples/multi-uv.c.
+//
+// curl says which sockets to watch and when to time out; libuv says when a socket is ready;
+// curl_multi_socket_action joins them.
 #include "k8s/curl_uv.hpp"
 
 #include <spdlog/spdlog.h>

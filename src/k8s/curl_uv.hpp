@@ -1,5 +1,7 @@
-// libcurl's multi interface on a libuv loop: curl's sockets become uv_poll_t handles and its
-// timeout a uv_timer_t, so HTTPS transfers run on the loop's thread, with no thread of their own.
+// libcurl's multi interface on a libuv loop, so HTTPS transfers run on the loop's thread.
+//
+// curl's sockets become uv_poll_t handles and its timeout a uv_timer_t, so the transfers need no
+// thread of their own.
 #pragma once
 
 #include <curl/curl.h>

@@ -1,5 +1,6 @@
-// The endpoint table: slices in, pre-rendered answers out, with CoreDNS's negative answers built
-// per query from one stored SOA record.
+// The endpoint table: slices in, pre-rendered answers out.
+//
+// CoreDNS's negative answers are built per query from one stored SOA record.
 #include "k8s/endpoint_table.hpp"
 
 #include <spdlog/spdlog.h>

@@ -1,5 +1,6 @@
-// The headless Services known from EndpointSlices, with their answers pre-rendered: written by the
-// watcher on its loop thread, read by query workers on theirs.
+// The headless Services known from EndpointSlices, with their answers pre-rendered.
+//
+// Written by the watcher on its loop thread, read by query workers on theirs.
 //
 //   k8s::EndpointTable table({.cluster_domain = "cluster.local", .ttl = 5});
 //   table.set_on_change([&](std::span<const uint8_t> name) { cache.erase_subtree(name); });

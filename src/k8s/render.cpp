@@ -1,5 +1,7 @@
-// Rendering a headless Service's answers into wire form, record for record as CoreDNS's kubernetes
-// plugin builds them (plugin/backend_lookup.go: A, AAAA and SRV with its weights and extras).
+// Rendering a headless Service's answers into wire form, as CoreDNS's kubernetes plugin does.
+//
+// Record for record as the plugin builds them (plugin/backend_lookup.go: A, AAAA and SRV with its
+// weights and extras).
 #include "k8s/render.hpp"
 
 #include <cmath>

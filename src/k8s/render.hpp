@@ -1,5 +1,7 @@
-// Pre-rendered wire answers of one headless Service, rebuilt whenever its slices change, so that
-// serving a query is a lookup plus wire::render_answer. Shapes follow CoreDNS's kubernetes plugin.
+// Pre-rendered wire answers of one headless Service, rebuilt whenever its slices change.
+//
+// Serving a query is then a lookup plus wire::render_answer. Shapes follow CoreDNS's kubernetes
+// plugin.
 #pragma once
 
 #include <cstdint>

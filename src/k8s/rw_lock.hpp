@@ -1,6 +1,8 @@
-// A reader-writer lock that lets a waiting writer in before new readers (glibc's default, behind
-// std::shared_mutex, prefers readers, so query workers reading all the time could hold off the
-// watcher's updates indefinitely). Usable with std::shared_lock and std::unique_lock.
+// A reader-writer lock that lets a waiting writer in before new readers.
+//
+// glibc's default, behind std::shared_mutex, prefers readers, so query workers reading all the time
+// could hold off the watcher's updates indefinitely. Usable with std::shared_lock and
+// std::unique_lock.
 #pragma once
 
 #include <pthread.h>

@@ -1,5 +1,6 @@
-// Reading EndpointSlices from the API's JSON with type checks everywhere, so that a malformed or
-// unexpected object is skipped and logged rather than thrown or half-applied.
+// Reading EndpointSlices from the API's JSON with type checks everywhere.
+//
+// A malformed or unexpected object is thus skipped and logged rather than thrown or half-applied.
 #include "k8s/slice.hpp"
 
 #include <arpa/inet.h>

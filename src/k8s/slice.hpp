@@ -1,5 +1,7 @@
-// EndpointSlices as the table keeps them, and their reading from the API's JSON (list bodies and
-// watch event lines). Malformed objects are skipped and logged, never thrown.
+// EndpointSlices as the table keeps them, and their reading from the API's JSON.
+//
+// The JSON is list bodies and watch event lines. Malformed objects are skipped and logged, never
+// thrown.
 #pragma once
 
 #include <array>

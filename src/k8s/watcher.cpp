@@ -1,6 +1,8 @@
-// The watcher: per stream, list (paged) then watch from the list's resourceVersion, re-watch from
-// the last seen version when a watch ends or drops, relist when the watch reports an error (410:
-// the version has expired; any other: the server's view may have moved on without us).
+// The watcher: per stream, list (paged) then watch from the list's resourceVersion.
+//
+// It re-watches from the last seen version when a watch ends or drops, and relists when the watch
+// reports an error (410: the version has expired; any other: the server's view may have moved on
+// without us).
 #include "k8s/watcher.hpp"
 
 #include <spdlog/spdlog.h>

@@ -1,5 +1,7 @@
-// The EndpointSlice watcher: lists then watches discovery.k8s.io/v1 EndpointSlices (all namespaces,
-// or each configured one) over HTTPS on the caller's libuv loop, feeding the endpoint table.
+// The EndpointSlice watcher: lists then watches EndpointSlices, feeding the endpoint table.
+//
+// It watches discovery.k8s.io/v1 EndpointSlices (all namespaces, or each configured one) over HTTPS
+// on the caller's libuv loop.
 //
 //   k8s::Watcher watcher(loop, settings.watcher, table);
 //   if (!watcher.start()) return fail();  // only with mode kOn and no API server in sight

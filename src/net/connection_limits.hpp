@@ -1,5 +1,6 @@
-// Client TCP connections counted across every worker: a cap on the total and one per client
-// address, so one client cannot take every connection slot.
+// Client TCP connections counted across every worker: a cap on the total and one per client.
+//
+// The cap per client address means one client cannot take every connection slot.
 #pragma once
 
 #include <sys/socket.h>

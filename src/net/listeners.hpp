@@ -1,6 +1,8 @@
-// Client-facing sockets on a libuv loop: a UDP listener and a TCP listener with its sessions
-// (RFC 7766: several pipelined queries per connection, answered as they complete, idle timeout).
-// Both hand each query to a QueryHandler with a ReplyTo that says where its answer goes.
+// Client-facing sockets on a libuv loop: a UDP listener and a TCP listener with its sessions.
+//
+// TCP sessions follow RFC 7766: several pipelined queries per connection, answered as they
+// complete, idle timeout. Both hand each query to a QueryHandler with a ReplyTo that says where its
+// answer goes.
 #pragma once
 
 #include <uv.h>

@@ -1,5 +1,7 @@
-// The libuv Transport: upstream queries over UDP from a pool of randomly bound sockets (retired
-// after a while so ports keep changing), and over reused, pipelined TCP connections (RFC 7766).
+// The libuv Transport: upstream queries over UDP and over reused, pipelined TCP connections.
+//
+// UDP goes out from a pool of randomly bound sockets (retired after a while so ports keep
+// changing); the TCP connections follow RFC 7766.
 #pragma once
 
 #include <uv.h>

@@ -1,6 +1,8 @@
-// The forwarder: sends a cache miss to the upstreams of its zone (longest suffix wins), retries
-// and fails over within a deadline, retries truncated answers over TCP, and keeps each server's
-// smoothed RTT and health. It owns no sockets: every exchange goes through a Transport.
+// The forwarder: sends a cache miss to the upstreams of its zone, with retries and failover.
+//
+// The longest zone suffix wins. It retries and fails over within a deadline, retries truncated
+// answers over TCP, and keeps each server's smoothed RTT and health. It owns no sockets: every
+// exchange goes through a Transport.
 //
 //   upstream::Forwarder fwd(settings, {{.zone = ".", .servers = {addr}}}, transport);
 //   struct Miss : upstream::Resolution { void on_resolved(Result r) override { ... } } miss;

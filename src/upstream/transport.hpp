@@ -1,6 +1,8 @@
-// The seam between the forwarder and the network: a Transport sends one query to one server and
-// reports the reply or the failure. The daemon uses the libuv one (net/uv_transport.hpp); tests
-// replay whole scenarios through a scripted one, with no sockets and no loop.
+// The seam between the forwarder and the network: the Transport.
+//
+// A Transport sends one query to one server and reports the reply or the failure. The daemon uses
+// the libuv one (net/uv_transport.hpp); tests replay whole scenarios through a scripted one, with
+// no sockets and no loop.
 #pragma once
 
 #include <cstdint>

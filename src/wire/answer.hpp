@@ -1,5 +1,7 @@
-// Upstream answers: checking that a reply answers what we asked, preparing it for the cache,
-// and serving a stored answer to a client with its ID, case and TTLs patched (the hit path).
+// Upstream answers: reply checks, preparation for the cache, and serving stored answers.
+//
+// Checking that a reply answers what we asked, preparing it for the cache, and serving a stored
+// answer to a client with its ID, case and TTLs patched (the hit path).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,6 @@
-// DNS message parsing and building on raw wire bytes, for the query hot path (no allocation, no
-// ldns).
+// DNS message parsing and building on raw wire bytes, for the query hot path.
+//
+// No allocation, no ldns.
 #pragma once
 
 #include <algorithm>

@@ -1,5 +1,7 @@
-// Drives the HTTP protocol with arbitrary bytes and checks what must hold for any input: the body
-// of the libFuzzer target and of the garbage test. A broken invariant aborts (a fuzzer finding).
+// Drives the HTTP protocol with arbitrary bytes and checks what must hold for any input.
+//
+// It is the body of the libFuzzer target and of the garbage test. A broken invariant aborts (a
+// fuzzer finding).
 #pragma once
 
 #include <cstdio>

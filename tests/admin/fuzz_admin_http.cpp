@@ -1,6 +1,7 @@
-// libFuzzer target for the admin server's HTTP protocol (http-parser setup, limits, routing,
-// rendering, pipelining): bytes in, bytes out, no loop. Registered in tests/fuzz/meson.build
-// as fuzz_admin_http; seeds in tests/fuzz/corpus/fuzz_admin_http.
+// libFuzzer target for the admin server's HTTP protocol: bytes in, bytes out, no loop.
+//
+// It covers http-parser setup, limits, routing, rendering and pipelining. Registered in
+// tests/fuzz/meson.build as fuzz_admin_http; seeds in tests/fuzz/corpus/fuzz_admin_http.
 #include <spdlog/spdlog.h>
 
 #include <cstddef>

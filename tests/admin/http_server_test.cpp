@@ -1,5 +1,7 @@
-// The admin HTTP server on a real libuv loop (its own thread, as in readyns) driven by blocking
-// client sockets on 127.0.0.1: statuses, keep-alive, pipelining, limits, timeouts, garbage.
+// The admin HTTP server on a real libuv loop, driven by blocking client sockets on 127.0.0.1.
+//
+// The loop runs on its own thread, as in readyns. Statuses, keep-alive, pipelining, limits,
+// timeouts, garbage.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>

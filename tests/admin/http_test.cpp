@@ -1,5 +1,6 @@
-// The HTTP protocol without sockets: parsing (whole, byte by byte, pipelined), limits, routing,
-// rendering, sessions, and garbage.
+// The HTTP protocol without sockets: parsing, limits, routing, rendering, sessions, and garbage.
+//
+// Parsing whole, byte by byte, and pipelined.
 #include <catch2/catch.hpp>
 
 #include <random>

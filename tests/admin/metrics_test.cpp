@@ -1,5 +1,6 @@
-// The exposition writer's exact output, escaping and misuse; histograms' buckets, sums and
-// merging; the CoreDNS families and label helpers.
+// The exposition writer, histograms, and the CoreDNS families and label helpers.
+//
+// The writer's exact output, escaping and misuse; histograms' buckets, sums and merging.
 #include <catch2/catch.hpp>
 
 #include <set>

@@ -1,5 +1,6 @@
-// Test helper shared by the k8s watcher tests and the embedding tests: tests/k8s/fake_apiserver.py
-// over HTTPS, with a CA, a certificate for 127.0.0.1 and a token file of its own.
+// Test helper: tests/k8s/fake_apiserver.py over HTTPS, for the k8s watcher and embedding tests.
+//
+// It has a CA, a certificate for 127.0.0.1 and a token file of its own.
 #pragma once
 
 #include <curl/curl.h>

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Offline validation of deploy/ (Kubernetes manifests, kustomize builds, the node-local setup
-# script, the Dockerfile); see validate.mjs for what is checked. Runs from any directory.
+# Offline validation of deploy/; see validate.mjs for what is checked. Runs from any directory.
+#
+# It covers the Kubernetes manifests, the kustomize builds, the node-local setup script and the
+# Dockerfile.
 #
 # Needs node (>= 18) and npm; the first run (and any run after package-lock.json changes)
 # installs the pinned packages into tests/deploy/node_modules with `npm ci`, which needs the

@@ -1,5 +1,7 @@
-// The C ABI (readyns/readyns.h) as a C caller uses it: options by key, resolver on its own thread
-// and on the caller's loop, resolve with and without a handle, cancel, endpoints, errors.
+// The C ABI (readyns/readyns.h) as a C caller uses it.
+//
+// Options by key, resolver on its own thread and on the caller's loop, resolve with and without a
+// handle, cancel, endpoints, errors.
 #include "readyns/readyns.h"
 
 #include <uv.h>

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Builds an example in examples/ against the built libreadyns.so as an embedder would (cc for C,
-go build with cgo for Go; the C++ ones are meson targets) and runs it against knotd serving the
-integration tests' sample zones.
+"""Builds an example in examples/ against the built libreadyns.so and runs it against knotd.
+
+It builds as an embedder would (cc for C, go build with cgo for Go; the C++ ones are meson targets),
+and knotd serves the integration tests' sample zones.
 
 Usage: examples_test.py c|go|cpp|docs  (environment: SOURCE_ROOT, LIB_DIR, SANITIZE, CPP_EXAMPLE, GO)
 Exits 77 (skipped) when the toolchain the example needs is missing.

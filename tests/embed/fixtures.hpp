@@ -1,5 +1,7 @@
-// Test helpers for the embedding API: the caller's own libuv loop, knotd serving the sample zones
-// (tests/integration/harness.py) and the fake Kubernetes API server (tests/k8s/fake_apiserver.py).
+// Test helpers for the embedding API: the caller's loop, knotd and the fake Kubernetes API server.
+//
+// The loop is the caller's own libuv loop; knotd serves the sample zones
+// (tests/integration/harness.py); the fake API server is tests/k8s/fake_apiserver.py.
 #pragma once
 
 #include <arpa/inet.h>

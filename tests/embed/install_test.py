@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""Installs the build into a temporary DESTDIR with `meson install`, checks the libraries, headers
-and readyns.pc are in place, and builds examples out of the tree through pkg-config only: the C
-example against the shared library, the C++ one against the static library. Both then run
-against knotd serving the integration tests' sample zones.
+"""Installs the build into a temporary DESTDIR and builds examples out of the tree against it.
+
+The install is done with `meson install`; the libraries, headers and readyns.pc are checked to be in
+place, and the examples are built through pkg-config only: the C example against the shared library,
+the C++ one against the static library. Both then run against knotd serving the integration tests'
+sample zones.
 
 Usage: install_test.py BUILD_DIR  (environment: SOURCE_ROOT, SANITIZE, MESON, CC, CXX)
 """

@@ -1,6 +1,7 @@
-// readyns::Resolver with the EndpointSlice watcher, against tests/k8s/fake_apiserver.py: the
-// endpoints of any Service (headless or not) from the table, watches told of every change and of
-// nothing else, and headless names answered from the same table.
+// readyns::Resolver with the EndpointSlice watcher, against tests/k8s/fake_apiserver.py.
+//
+// The endpoints of any Service (headless or not) from the table, watches told of every change and
+// of nothing else, and headless names answered from the same table.
 #include <uv.h>
 #include <catch2/catch.hpp>
 

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""Runs examples/cpp/load_balancer through a simulated rolling update driven by the fake API
-server (tests/k8s/fake_apiserver.py), and checks from its output that after each change was
-delivered ("update" line) it never picked an endpoint that was not ready, that every update it
-got was the ready set of that moment, and that it spread its picks over the whole set.
+"""Runs examples/cpp/load_balancer through a simulated rolling update and checks its output.
+
+The update is driven by the fake API server (tests/k8s/fake_apiserver.py). The output must show that
+after each change was delivered ("update" line) it never picked an endpoint that was not ready, that
+every update it got was the ready set of that moment, and that it spread its picks over the whole
+set.
 
 Usage: load_balancer_test.py  (environment: LOAD_BALANCER, FAKE_APISERVER, PYTHON, OPENSSL)
 """

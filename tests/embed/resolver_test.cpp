@@ -1,6 +1,7 @@
-// readyns::Resolver on the caller's own loop (the test runs uv_run itself): resolving through the
-// cache, errors, cancellation, teardown with queries in flight, DNS listeners on the same loop,
-// and endpoints from DNS against knotd.
+// readyns::Resolver on the caller's own loop (the test runs uv_run itself).
+//
+// Resolving through the cache, errors, cancellation, teardown with queries in flight, DNS listeners
+// on the same loop, and endpoints from DNS against knotd.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>

@@ -1,5 +1,6 @@
-// Test helper: a tiny authoritative UDP DNS server on 127.0.0.1 in a thread of its own, with
-// names that answer, answer late, or never answer, and a count of the queries it got.
+// Test helper: a tiny authoritative UDP DNS server on 127.0.0.1 in a thread of its own.
+//
+// Its names answer, answer late, or never answer, and it keeps a count of the queries it got.
 #pragma once
 
 #include <arpa/inet.h>

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""Checks what libreadyns.so exports (nm -D --defined-only): the C functions readyns_*, the public
-C++ classes of include/readyns/ and nothing else: no ldns_, uv_, curl_ or spdlog symbol, nothing
-of readyns::core, ::k8s, ::net, ::wire, ... Also that every function readyns.h declares is there.
+"""Checks what libreadyns.so exports (nm -D --defined-only): the public API and nothing else.
+
+The public API is the C functions readyns_* and the public C++ classes of include/readyns/;
+nothing else means no ldns_, uv_, curl_ or spdlog symbol, nothing of readyns::core, ::k8s, ::net,
+::wire, ... Also that every function readyns.h declares is there.
 
 Usage: symbols_test.py LIBREADYNS_SO READYNS_H
 """

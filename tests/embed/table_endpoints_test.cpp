@@ -1,5 +1,7 @@
-// The EndpointSlice table's side for the embedding API, without a loop: every Service's endpoint
-// set (headless or not), selected as DNS selects, by port name, and the change notifications.
+// The EndpointSlice table's side for the embedding API, without a loop.
+//
+// Every Service's endpoint set (headless or not), selected as DNS selects, by port name, and the
+// change notifications.
 #include <catch2/catch.hpp>
 
 #include <string>

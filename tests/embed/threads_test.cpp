@@ -1,6 +1,7 @@
-// readyns::Resolver on a loop thread of its own, called from many threads at once (run under
-// TSan too): resolving, cancelling, endpoint calls, and teardown while queries are in flight,
-// including from inside a callback on the readyns thread.
+// readyns::Resolver on a loop thread of its own, called from many threads at once.
+//
+// Run under TSan too. Resolving, cancelling, endpoint calls, and teardown while queries are in
+// flight, including from inside a callback on the readyns thread.
 #include <catch2/catch.hpp>
 
 #include <atomic>

@@ -1,6 +1,7 @@
-// fuzz_cache: cache::Cache driven by an operation stream (insert, find, erase_subtree, time
-// passing) over a small key space with a small capacity, checked step by step against a model
-// that keeps each shard's LRU order exactly as the cache documents it.
+// fuzz_cache: cache::Cache driven by an operation stream, checked step by step against a model.
+//
+// The operations (insert, find, erase_subtree, time passing) run over a small key space with a
+// small capacity; the model keeps each shard's LRU order exactly as the cache documents it.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <algorithm>

@@ -1,5 +1,7 @@
-// Shared helpers of the libFuzzer targets: a checked assertion that survives NDEBUG, quiet logs,
-// and a small DNS message walker written independently of src/wire, used as the oracle.
+// Shared helpers of the libFuzzer targets: a checked assertion, quiet logs, a DNS walker.
+//
+// The assertion survives NDEBUG; the small DNS message walker is written independently of src/wire
+// and used as the oracle.
 #pragma once
 
 // Without it, ldns/common.h defines true and false as macros (see tests/k8s/dns_probe.hpp).

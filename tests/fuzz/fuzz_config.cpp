@@ -1,8 +1,9 @@
-// fuzz_config: the YAML config file (config::effective_options, the path the daemon and
-// --check-config take), alone and under a few flags. A refusal must be a ConfigError naming the
-// file; whatever validate() accepts must also be accepted by the parts that use it (addresses,
-// the forwarder's zones, the endpoint table's cluster domain), or --check-config would pass a
-// file the daemon then refuses.
+// fuzz_config: the YAML config file, alone and under a few flags.
+//
+// It goes through config::effective_options, the path the daemon and --check-config take. A refusal
+// must be a ConfigError naming the file; whatever validate() accepts must also be accepted by the
+// parts that use it (addresses, the forwarder's zones, the endpoint table's cluster domain), or
+// --check-config would pass a file the daemon then refuses.
 //
 // Input: the file's text. resolv.conf references may only name files in the fuzzer's scratch
 // directory, /tmp/readyns-fuzz-config/ (the test keeps out of /dev and /proc:

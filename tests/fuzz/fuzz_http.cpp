@@ -1,5 +1,6 @@
-// fuzz_http: the admin server's HTTP/1.1 protocol (src/admin/http.hpp) on arbitrary bytes: an
-// admin::Session fed the whole stream at once and fed it in pieces must answer the same bytes;
+// fuzz_http: the admin server's HTTP/1.1 protocol (src/admin/http.hpp) on arbitrary bytes.
+//
+// An admin::Session fed the whole stream at once and fed it in pieces must answer the same bytes;
 // what admin::parse_requests() finds must respect the limits; every response must be well formed
 // (status line, Content-Length matching the body, nothing after a closing response).
 //

@@ -1,7 +1,9 @@
-// fuzz_query: the client-facing fast path on arbitrary bytes. wire::parse_query, the empty answer
-// for every verdict (FORMERR, NOTIMP, BADVERS, REFUSED), then for a good query the cache hit path:
-// cache::make_key, a stored answer inserted under that key and found again, and
-// wire::render_answer of it for the client (ID, flags, question case, TTLs, OPT, truncation).
+// fuzz_query: the client-facing fast path on arbitrary bytes.
+//
+// wire::parse_query, the empty answer for every verdict (FORMERR, NOTIMP, BADVERS, REFUSED), then
+// for a good query the cache hit path: cache::make_key, a stored answer inserted under that key and
+// found again, and wire::render_answer of it for the client (ID, flags, question case, TTLs, OPT,
+// truncation).
 #include <cstring>
 #include <vector>
 

@@ -1,9 +1,10 @@
-// fuzz_query_handler: end to end through core::Worker. Two workers share a cache and a mesh;
-// clients reach them through net::AnswerSink (no sockets), upstream is a fake
-// upstream::Transport whose replies, failures and clock come from the input. Checked: every
-// query that is not dropped is answered exactly once by the time everything has timed out, each
-// answer carries the client's ID and question (in its case), references to sinks balance, no
-// exchange is left behind, and the queries sent upstream are well formed.
+// fuzz_query_handler: end to end through core::Worker.
+//
+// Two workers share a cache and a mesh; clients reach them through net::AnswerSink (no sockets),
+// upstream is a fake upstream::Transport whose replies, failures and clock come from the input.
+// Checked: every query that is not dropped is answered exactly once by the time everything has
+// timed out, each answer carries the client's ID and question (in its case), references to sinks
+// balance, no exchange is left behind, and the queries sent upstream are well formed.
 //
 // Input: 4 setting bytes, then operations, each an opcode byte and its operands (see `run`).
 #include <uv.h>

@@ -1,7 +1,9 @@
-// fuzz_reply: upstream replies, as the forwarder and the worker handle them. wire::check_reply
-// against a fixed question and against the reply's own, wire::prepare_answer for a zone that is
-// fixed, a suffix of the reply's question or taken from the input, then wire::render_answer of
-// the prepared answer to a client. Each step is checked against an independent walker.
+// fuzz_reply: upstream replies, as the forwarder and the worker handle them.
+//
+// wire::check_reply against a fixed question and against the reply's own, wire::prepare_answer for
+// a zone that is fixed, a suffix of the reply's question or taken from the input, then
+// wire::render_answer of the prepared answer to a client. Each step is checked against an
+// independent walker.
 //
 // Input: [flags][zone byte][render byte][zone bytes, mode 3 only][reply...]
 //   flags bits 0-1: zone (0 ".", 1 "example.com.", 2 suffix of the question, 3 from input)

@@ -1,6 +1,7 @@
-// Writes the seed corpus of the fuzz targets: real DNS queries and replies built with ldns,
-// EndpointSlice JSON in the shapes of the Kubernetes API reference, and operation streams for the
-// cache and the query handler. Deterministic: the same files every run.
+// Writes the seed corpus of the fuzz targets. Deterministic: the same files every run.
+//
+// Real DNS queries and replies built with ldns, EndpointSlice JSON in the shapes of the Kubernetes
+// API reference, and operation streams for the cache and the query handler.
 //
 //   tests/fuzz/gen_corpus.sh            (builds this with c++ and ldns, writes tests/fuzz/corpus)
 #include <stdbool.h>  // before ldns: it defines true/false as macros otherwise

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Builds the libFuzzer targets (if needed) and runs each for SECONDS (default 20) over a copy of
-# its seed corpus; prints executions and coverage per target and exits non-zero on any crash.
+# Builds the libFuzzer targets (if needed) and runs each over a copy of its seed corpus.
+#
+# Each runs for SECONDS (default 20); prints executions and coverage per target and exits non-zero
+# on any crash.
 #
 #   tests/fuzz/run.sh                 # every target the build has, 20 s each
 #   tests/fuzz/run.sh 600 fuzz_reply  # one target, 10 minutes

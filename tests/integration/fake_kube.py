@@ -1,4 +1,6 @@
-# The fake Kubernetes API server (tests/k8s/fake_apiserver.py) from Python: certificates, process, control calls.
+# The fake Kubernetes API server (tests/k8s/fake_apiserver.py) from Python.
+#
+# Certificates, process, control calls.
 """Used by test_kube.py and bench/freshness.py:
 
     api = FakeApi(directory)          # makes a CA and a server certificate, a token file, starts it

@@ -1,6 +1,8 @@
-# The soak: dnsperf at a fixed rate for a minute, hits and misses against knotd, asserting no
-# loss, flat memory and a clean log. Its own meson test (suite `soak`), run alone and only in the
-# plain build; pytest leaves it out of the integration suite (the name does not start test_).
+# The soak: dnsperf at a fixed rate for a minute, hits and misses against knotd.
+#
+# It asserts no loss, flat memory and a clean log. Its own meson test (suite `soak`), run alone and
+# only in the plain build; pytest leaves it out of the integration suite (the name does not start
+# test_).
 # SOAK_SECONDS=3600 makes it an hour (with `meson test -t 0`: the test's timeout is 300 s).
 import os
 import re

@@ -1,5 +1,6 @@
-# The admin endpoints of the real daemon: /health, /ready and Prometheus /metrics with CoreDNS's
-# metric names.
+# The admin endpoints of the real daemon: /health, /ready and Prometheus /metrics.
+#
+# /metrics with CoreDNS's metric names.
 import pytest
 
 import harness

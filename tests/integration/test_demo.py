@@ -1,5 +1,6 @@
-# The README's first command: `./run demo` serves the sample zone, the lines it prints work, and Ctrl-C
-# leaves nothing behind.
+# The README's first command: `./run demo` serves the sample zone and the lines it prints work.
+#
+# Ctrl-C leaves nothing behind.
 import os
 import queue
 import shlex

@@ -1,4 +1,6 @@
-# Headless Services answered from EndpointSlices: the real binary against the fake API server, asked over DNS.
+# Headless Services answered from EndpointSlices: the real binary against the fake API server.
+#
+# The binary is asked over DNS.
 import socket
 import threading
 import time

@@ -1,5 +1,6 @@
-# Readyns under abuse: slow TCP clients (slowloris) against the read deadline and the connection
-# caps, and per-client response rate limiting over UDP.
+# Readyns under abuse: slow TCP clients (slowloris) and per-client response rate limiting.
+#
+# Slow clients against the read deadline and the connection caps; rate limiting over UDP.
 import select
 import socket
 import struct

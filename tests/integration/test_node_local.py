@@ -1,8 +1,9 @@
-# The node-local layout for real, in a network namespace of the test's own: deploy's setup.sh
-# puts 169.254.20.10 and the kube-dns ClusterIP on the nodelocaldns interface and installs the
-# NOTRACK/ACCEPT rules, readyns serves both addresses from the config setup.sh rendered, and a
-# client in the namespace asks both over UDP and TCP. Needs root; nothing leaves the namespace
-# (its only interfaces are lo and nodelocaldns, and it has no route out).
+# The node-local layout for real, in a network namespace of the test's own.
+#
+# deploy's setup.sh puts 169.254.20.10 and the kube-dns ClusterIP on the nodelocaldns interface and
+# installs the NOTRACK/ACCEPT rules, readyns serves both addresses from the config setup.sh
+# rendered, and a client in the namespace asks both over UDP and TCP. Needs root; nothing leaves the
+# namespace (its only interfaces are lo and nodelocaldns, and it has no route out).
 import json
 import os
 import re

@@ -1,5 +1,7 @@
-# 0x20 (--randomize-case) end to end: the case readyns sends upstream, what it echoes to clients, and
-# which upstream replies it believes.
+# 0x20 (--randomize-case) end to end.
+#
+# The case readyns sends upstream, what it echoes to clients, and which upstream replies it
+# believes.
 import time
 
 import dns.rcode

@@ -1,5 +1,7 @@
-# SIGHUP, and a changed file under --watch-config: readyns re-reads its config file and applies
-# it without losing the cache; a bad file is refused and the running settings keep serving.
+# SIGHUP, and a changed file under --watch-config: readyns re-reads its config file.
+#
+# It applies it without losing the cache; a bad file is refused and the running settings keep
+# serving.
 import os
 import shutil
 import signal

@@ -1,5 +1,6 @@
-# Readyns when upstreams fail or lag: serve-stale (RFC 8767), prefetch, health probes, and
-# coalescing across worker threads.
+# Readyns when upstreams fail or lag: serve-stale, prefetch, health probes, and coalescing.
+#
+# Serve-stale as in RFC 8767; coalescing across worker threads.
 import socket
 import time
 

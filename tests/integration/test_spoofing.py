@@ -1,5 +1,7 @@
-# Cache poisoning by forged upstream answers: floods of them while a miss is open, proving that
-# only the answer from the right address and port, with the right ID and question, is believed.
+# Cache poisoning by forged upstream answers: floods of them while a miss is open.
+#
+# They prove that only the answer from the right address and port, with the right ID and question,
+# is believed.
 #
 # An off-path attacker can make readyns miss (by asking) and knows the upstream's address, port and
 # the question; it must guess the query's source port and ID. The tests are told both by the

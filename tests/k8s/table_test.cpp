@@ -1,5 +1,7 @@
-// Unit tests of the Kubernetes module without a loop: EndpointSlice JSON into the table, and the
-// table's answers checked against what CoreDNS's kubernetes plugin gives for headless Services.
+// Unit tests of the Kubernetes module without a loop: EndpointSlice JSON into the table.
+//
+// The table's answers are checked against what CoreDNS's kubernetes plugin gives for headless
+// Services.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 

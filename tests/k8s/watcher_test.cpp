@@ -1,6 +1,7 @@
-// The real Watcher on a libuv loop against tests/k8s/fake_apiserver.py over HTTPS: first list,
-// watch events, resuming after a dropped connection or a quiet end, relisting on a watch ERROR,
-// token rotation, and stop.
+// The real Watcher on a libuv loop against tests/k8s/fake_apiserver.py over HTTPS.
+//
+// First list, watch events, resuming after a dropped connection or a quiet end, relisting on a
+// watch ERROR, token rotation, and stop.
 #include <uv.h>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

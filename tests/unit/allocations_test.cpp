@@ -1,6 +1,8 @@
-// How many heap allocations a cache miss costs a worker once it has warmed up (issue #4: no
-// per-query heap churn that can be avoided). Counted by replacing the global operator new, which
-// is why this is a binary of its own: the other unit tests keep the sanitizers' operator new.
+// How many heap allocations a cache miss costs a worker once it has warmed up.
+//
+// Issue #4: no per-query heap churn that can be avoided. Counted by replacing the global operator
+// new, which is why this is a binary of its own: the other unit tests keep the sanitizers' operator
+// new.
 #include <catch2/catch.hpp>
 
 #include <netinet/in.h>

@@ -1,5 +1,7 @@
-// Unit tests for src/config: every file key, refusals with file and line, resolv.conf upstreams,
-// flags over the file, and validate().
+// Unit tests for src/config.
+//
+// Every file key, refusals with file and line, resolv.conf upstreams, flags over the file, and
+// validate().
 #include <unistd.h>
 
 #include <catch2/catch.hpp>

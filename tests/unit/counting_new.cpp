@@ -1,5 +1,7 @@
-// The counting replacement of the global operator new (its own translation unit, so that the
-// compiler does not pair the malloc inside with the deletes of the code that uses it).
+// The counting replacement of the global operator new, in its own translation unit.
+//
+// A unit of its own so that the compiler does not pair the malloc inside with the deletes of the
+// code that uses it.
 #include "counting_new.hpp"
 
 #include <atomic>

@@ -1,6 +1,7 @@
-// Unit tests of config::FileWatch on a real loop and a scratch directory: the ways a config file
-// gets replaced (in place, renamed over, a ConfigMap's symlink swap) each report one change, and
-// rewriting the same content reports none.
+// Unit tests of config::FileWatch on a real loop and a scratch directory.
+//
+// The ways a config file gets replaced (in place, renamed over, a ConfigMap's symlink swap) each
+// report one change, and rewriting the same content reports none.
 #include <uv.h>
 #include <catch2/catch.hpp>
 

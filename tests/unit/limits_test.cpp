@@ -1,5 +1,6 @@
-// Unit tests for the load limits: response rate limiting (with its clock injected) and the
-// client TCP connection caps.
+// Unit tests for the load limits: response rate limiting and the client TCP connection caps.
+//
+// Rate limiting with its clock injected.
 #include <arpa/inet.h>
 
 #include <catch2/catch.hpp>

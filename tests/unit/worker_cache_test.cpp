@@ -1,5 +1,6 @@
-// Unit tests of what a Worker keeps in the cache from upstream answers, driven through the
-// scripted transport of worker_fixture.hpp.
+// Unit tests of what a Worker keeps in the cache from upstream answers.
+//
+// Driven through the scripted transport of worker_fixture.hpp.
 #include <catch2/catch.hpp>
 
 #include <utility>

@@ -1,6 +1,7 @@
-// Test helpers for driving a core::Worker without the network upstream: queries, a scripted
-// transport that stands in for the upstreams, a counting answer sink, a worker fixture, and a UDP
-// listener with a client socket on 127.0.0.1.
+// Test helpers for driving a core::Worker without the network upstream.
+//
+// Queries, a scripted transport that stands in for the upstreams, a counting answer sink, a worker
+// fixture, and a UDP listener with a client socket on 127.0.0.1.
 #pragma once
 
 #include <uv.h>

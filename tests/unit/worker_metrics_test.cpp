@@ -1,7 +1,9 @@
-// Unit tests of what a Worker counts per query: requests by transport, family and type, request
-// durations (a UDP batch's answers timed together, later ones from when their query was read,
-// always before the answer leaves), the upstream replies by RCODE, and the misses shed over a
-// limit and the bound on prefetches. A scripted transport stands in for the upstreams.
+// Unit tests of what a Worker counts per query.
+//
+// Requests by transport, family and type, request durations (a UDP batch's answers timed together,
+// later ones from when their query was read, always before the answer leaves), the upstream replies
+// by RCODE, and the misses shed over a limit and the bound on prefetches. A scripted transport
+// stands in for the upstreams.
 #include <uv.h>
 #include <catch2/catch.hpp>
 

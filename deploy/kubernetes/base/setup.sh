@@ -1,6 +1,8 @@
 #!/bin/sh
-# Node-local setup for readyns. The init container of the readyns-node-local DaemonSet runs it
-# (as root, with NET_ADMIN and NET_RAW only) before readyns starts:
+# Node-local setup for readyns.
+#
+# The init container of the readyns-node-local DaemonSet runs it (as root, with NET_ADMIN and
+# NET_RAW only) before readyns starts:
 #
 #  1. writes the readyns config: the template (readyns.yaml) with __LOCAL_DNS_IP__,
 #     __KUBE_DNS_IP__ and __KUBE_DNS_UPSTREAM__ filled in, each as the address part of an
