@@ -1,6 +1,8 @@
-// Validates everything under deploy/, offline. Run through validate.sh (which installs the
-// pinned packages first). Prints one line per check and closes with "N passed, N failed".
-// READYNS_DEPLOY_VERBOSE=1 also prints why each negative case was rejected.
+// Validates everything under deploy/, offline.
+//
+// Run through validate.sh (which installs the pinned packages first). Prints one line per check
+// and closes with "N passed, N failed". READYNS_DEPLOY_VERBOSE=1 also prints why each negative
+// case was rejected.
 //
 //   manifest  every YAML document under deploy/ against the Kubernetes OpenAPI schema (types,
 //             required fields, enums), strictly (no unknown fields), and the API server's rules

@@ -1,5 +1,6 @@
-// Static checks of deploy/Dockerfile (no Docker engine here): it is parsed into stages and
-// instructions, and held to what the image must be.
+// Static checks of deploy/Dockerfile, with no Docker engine.
+//
+// It is parsed into stages and instructions, and held to what the image must be.
 import fs from "node:fs";
 import path from "node:path";
 

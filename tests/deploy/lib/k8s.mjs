@@ -1,4 +1,5 @@
-// Validation of single Kubernetes objects, offline:
+// Validation of single Kubernetes objects, offline.
+//
 //   schema  the Kubernetes OpenAPI schema as compiled into kubernetes-models (ajv): types,
 //           required fields, enums, formats;
 //   strict  unknown fields, which the OpenAPI schema allows (no additionalProperties: false) but

@@ -1,5 +1,6 @@
-// Deliberate breakages of the real manifests and Dockerfile: each must make the checks fail
-// for its reason. They track the files as they change, where a fixture would go stale.
+// Deliberate breakages of the real manifests and Dockerfile, each failing the checks for its reason.
+//
+// They track the files as they change, where a fixture would go stale.
 import YAML from "yaml";
 
 const ds = (docs) => docs.find((d) => d.kind === "DaemonSet");

@@ -1,7 +1,9 @@
-// What readyns accepts, asked of the built binary: its flags (`--help`) and, for a config file with
-// the flags a manifest passes, `readyns --check-config FILE [FLAGS]`. No copy of its rules lives
-// here (a copy went stale); what stays is what the binary cannot know: flags the manifests use
-// ahead of their implementation, the kubelet's $(VAR) expansion, and the pod's resolv.conf.
+// What readyns accepts, asked of the built binary.
+//
+// Its flags (`--help`) and, for a config file with the flags a manifest passes,
+// `readyns --check-config FILE [FLAGS]`. No copy of its rules lives here (a copy went stale); what
+// stays is what the binary cannot know: flags the manifests use ahead of their implementation, the
+// kubelet's $(VAR) expansion, and the pod's resolv.conf.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";

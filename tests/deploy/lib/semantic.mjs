@@ -1,5 +1,6 @@
-// Checks across the objects of one deployable set (a kustomize build, or one example file):
-// references resolve, Services reach their pods, readyns gets flags and a config it accepts,
+// Checks across the objects of one deployable set (a kustomize build, or one example file).
+//
+// References resolve, Services reach their pods, readyns gets flags and a config it accepts,
 // its probes point at its health address, its permissions cover its Kubernetes mode, and the
 // node-local DaemonSet keeps the properties it is built around.
 import YAML from "yaml";

@@ -1,6 +1,7 @@
-// Runs the node-local setup script (deploy/kubernetes/base/setup.sh) offline: its config
-// rendering for real, its network part against stand-ins of ip and iptables that record what
-// they are asked and keep state, so that the rules and the idempotence can be checked without
+// Runs the node-local setup script (deploy/kubernetes/base/setup.sh) offline.
+//
+// Its config rendering for real, its network part against stand-ins of ip and iptables that record
+// what they are asked and keep state, so that the rules and the idempotence can be checked without
 // root or a network namespace.
 import fs from "node:fs";
 import os from "node:os";
