@@ -63,6 +63,13 @@ size_t skip_name(std::span<const uint8_t> msg, size_t pos) {
   return 0;
 }
 
+bool read_edns(std::span<const uint8_t> msg, size_t pos, Edns& out) {
+  bool malformed = false;
+  pos = walk_records(msg, pos, get16(&msg[6]) + get16(&msg[8]), false, out, malformed);
+  if (!malformed) walk_records(msg, pos, get16(&msg[10]), true, out, malformed);
+  return !malformed;
+}
+
 QueryCheck parse_query(std::span<const uint8_t> msg, Query& out) {
   if (msg.size() < kHeaderSize) return QueryCheck::kDrop;
   const uint8_t* h = msg.data();
@@ -86,10 +93,7 @@ QueryCheck parse_query(std::span<const uint8_t> msg, Query& out) {
   if (opcode_of(h) != 0) return QueryCheck::kNotImp;
   if (!out.question_valid) return QueryCheck::kFormErr;
 
-  bool malformed = false;
-  pos = walk_records(msg, pos, get16(h + 6) + get16(h + 8), false, out.edns, malformed);
-  if (!malformed) walk_records(msg, pos, get16(h + 10), true, out.edns, malformed);
-  if (malformed) {
+  if (!read_edns(msg, pos, out.edns)) {
     out.edns = Edns{};  // do not trust an OPT found in a malformed message
     return QueryCheck::kFormErr;
   }
