@@ -234,8 +234,12 @@ bool Resolution::on_reply(uint16_t id, std::span<const uint8_t> reply) {
   wire::ReplyCheck check = wire::check_reply(reply, id, qname, qname_len_, qtype, qclass,
                                              forwarder_->settings_.randomize_case);
   if (check == wire::ReplyCheck::kMismatch) return false;
-  server_->reply_durations[wire::rcode_of(reply.data())].observe_concurrently(
-      double(admin::monotonic_ns() - sent_ns_) * 1e-9);
+  uint8_t rcode = wire::rcode_of(reply.data());
+  // A broken reply's header RCODE may be the lower bits of an extended one: not its RCODE.
+  if (check != wire::ReplyCheck::kBroken) {
+    server_->reply_durations[rcode].observe_concurrently(double(admin::monotonic_ns() - sent_ns_) *
+                                                         1e-9);
+  }
 
   uint64_t now = forwarder_->transport_.now_ms();
   uint32_t rtt = uint32_t(std::max<uint64_t>(1, now - sent_ms_));
@@ -245,9 +249,9 @@ bool Resolution::on_reply(uint16_t id, std::span<const uint8_t> reply) {
     send(Protocol::kTcp);  // RFC 7766 / 1035 4.2.1: the whole answer is only over TCP
     return true;
   }
-  // Truncated even over TCP, or a server error: this server cannot help (asked again, it would
-  // only say the same); another one of the zone might. Unbound does the same.
-  if (check == wire::ReplyCheck::kTruncated || is_server_failure(wire::rcode_of(reply.data()))) {
+  // Truncated even over TCP, broken, or a server error: this server cannot help (asked again, it
+  // would only say the same); another one of the zone might. Unbound does the same.
+  if (check != wire::ReplyCheck::kAccept || is_server_failure(rcode)) {
     ++server_->failures;
     if (attempts_ < order_.size()) {
       next_attempt();

@@ -38,6 +38,7 @@ size_t walk_records(std::span<const uint8_t> msg, size_t pos, unsigned count, bo
       if (!additional || edns.present || msg[owner] != 0) return malformed = true, 0;
       edns.present = true;
       edns.udp_size = get16(&msg[pos + 2]);
+      edns.ext_rcode = msg[pos + 4];
       edns.version = msg[pos + 5];
       edns.do_bit = msg[pos + 6] & 0x80;
     }

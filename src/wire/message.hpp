@@ -83,6 +83,7 @@ struct Edns {
   bool present = false;
   bool do_bit = false;
   uint8_t version = 0;
+  uint8_t ext_rcode = 0;  // the upper 8 of a 12-bit RCODE
   uint16_t udp_size = kPlainUdpSize;
 };
 

@@ -7,6 +7,8 @@
     hold                  answer correctly only when release() is called: a miss stays open for
                           as long as a test needs, with no clock involved
     servfail              answer SERVFAIL
+    rcode:N               answer RCODE N and no records; an N over 15 puts its upper bits in the
+                          OPT record (an extended RCODE, RFC 6891 6.1.3)
     tc                    UDP: TC=1 and no records; TCP: the full answer
     tc-always             TC=1 and no records, over TCP too
     wrong-id              only a forged answer whose ID differs from the query's
@@ -56,7 +58,7 @@ import harness  # noqa: E402
 
 FORGED_A = "203.0.113.66"
 FORGE_GAP = 0.05
-MODES = ("ok", "drop", "delay:", "hold", "servfail", "tc", "tc-always", "wrong-id", "wrong-question",
+MODES = ("ok", "drop", "delay:", "hold", "servfail", "rcode:", "tc", "tc-always", "wrong-id", "wrong-question",
          "flip-case", "garbage", "tcp-close-mid-answer", "forge-first:id", "forge-first:question", "forge-first:port")
 
 
@@ -320,6 +322,8 @@ class FaultUpstream:
             self._hold(lambda: send(self.render(self.answer(query), limit)))
         elif mode == "servfail":
             send(self._empty(query, dns.rcode.SERVFAIL))
+        elif mode.startswith("rcode:"):
+            send(self._empty(query, int(mode[6:])))
         elif mode == "flip-case":
             send(self.render(self.case_flipped(query), limit))
         elif mode in ("tc", "tc-always", "tcp-close-mid-answer"):
@@ -407,6 +411,8 @@ class FaultUpstream:
             self._hold(lambda: send(self.answer(query).to_wire()))
         elif mode == "servfail":
             send(self._empty(query, dns.rcode.SERVFAIL))
+        elif mode.startswith("rcode:"):
+            send(self._empty(query, int(mode[6:])))
         elif mode == "tc-always":
             send(self._empty(query, flags=dns.flags.TC | dns.flags.AA))
         elif mode == "flip-case":

@@ -168,6 +168,25 @@ def test_upstream_servfail_passed_on(fault, readyns):
     assert_servfail_echo(udp(server.port, query), query)
 
 
+@pytest.mark.parametrize("rcode", [16, 23])  # BADVERS and BADCOOKIE: 0 and 7 in the header
+def test_extended_rcode_from_upstream_fails_over_and_is_not_cached(fault, readyns, rcode):
+    # We send neither cookies nor EDNS versions but 0: an extended RCODE is a broken reply, and
+    # relaying only its header bits would make it NOERROR or YXRRSET.
+    broken = fault(f"rcode:{rcode}")
+    server = readyns(upstreams=[broken.port], args=FAST)
+    for edns in (None, 0, 0):
+        query = harness.make_query(SVC0, edns=edns)
+        assert_servfail_echo(udp(server.port, query), query)
+    assert broken.count(SVC0) == 3, "nothing of it was cached"
+
+    live = fault("ok")
+    server = readyns(upstreams=[broken.port, live.port], args=FAST)
+    for n in range(3):
+        name = f"svc{n}.ns1.svc.cluster.local"
+        assert harness.answer_addresses(udp(server.port, harness.make_query(name))) == [harness.svc_ip(1, n)]
+        assert live.count(name) == 1
+
+
 def test_source_ports_and_ids_vary(fault, readyns):
     # RFC 5452: a fixed source port or predictable IDs make cache poisoning easy.
     upstream = fault("ok")
