@@ -221,6 +221,7 @@ void Resolution::send(Protocol protocol) {
   uint64_t now = transport.now_ms();
   uint64_t left = forwarder_->settings_.resolve_timeout_ms - (now - started_ms_);
   uint32_t timeout = uint32_t(std::min<uint64_t>(forwarder_->attempt_timeout(*server_), left));
+  protocol_ = protocol;
   sent_ms_ = now;
   sent_ns_ = admin::monotonic_ns();
   ++server_->queries;
@@ -233,19 +234,24 @@ bool Resolution::on_reply(uint16_t id, std::span<const uint8_t> reply) {
   wire::ReplyCheck check = wire::check_reply(reply, id, qname, qname_len_, qtype, qclass,
                                              forwarder_->settings_.randomize_case);
   if (check == wire::ReplyCheck::kMismatch) return false;
-  server_->reply_durations[wire::rcode_of(reply.data())].observe_concurrently(
-      double(admin::monotonic_ns() - sent_ns_) * 1e-9);
+  uint8_t rcode = wire::rcode_of(reply.data());
+  // A broken reply's header RCODE may be the lower bits of an extended one: not its RCODE.
+  if (check != wire::ReplyCheck::kBroken) {
+    server_->reply_durations[rcode].observe_concurrently(double(admin::monotonic_ns() - sent_ns_) *
+                                                         1e-9);
+  }
 
   uint64_t now = forwarder_->transport_.now_ms();
   uint32_t rtt = uint32_t(std::max<uint64_t>(1, now - sent_ms_));
   uint32_t srtt = server_->srtt_ms;
   server_->srtt_ms = srtt ? (7 * srtt + rtt) / 8 : rtt;
-  if (check == wire::ReplyCheck::kTruncated) {
+  if (check == wire::ReplyCheck::kTruncated && protocol_ == Protocol::kUdp) {
     send(Protocol::kTcp);  // RFC 7766 / 1035 4.2.1: the whole answer is only over TCP
     return true;
   }
-  if (is_server_failure(wire::rcode_of(reply.data()))) {
-    // This server cannot help; another one of the zone might. Unbound does the same.
+  // Truncated even over TCP, broken, or a server error: this server cannot help (asked again, it
+  // would only say the same); another one of the zone might. Unbound does the same.
+  if (check != wire::ReplyCheck::kAccept || is_server_failure(rcode)) {
     ++server_->failures;
     if (attempts_ < order_.size()) {
       next_attempt();

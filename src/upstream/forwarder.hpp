@@ -104,6 +104,7 @@ class Resolution : private Exchange {
   std::vector<uint8_t> query_;  // the query as sent (name possibly 0x20-cased)
   size_t qname_len_ = 0;
   ServerState* server_ = nullptr;
+  Protocol protocol_ = Protocol::kUdp;  // of the exchange out now
   uint64_t started_ms_ = 0, sent_ms_ = 0;
   uint64_t sent_ns_ = 0;  // finer than the loop's clock, for the reply durations
   unsigned attempts_ = 0;

@@ -292,7 +292,11 @@ ReplyCheck check_reply(std::span<const uint8_t> reply, uint16_t id, const uint8_
       get16(h + qend + 2) != qclass) {
     return ReplyCheck::kMismatch;
   }
-  return (h[2] & kFlagTc) ? ReplyCheck::kTruncated : ReplyCheck::kAccept;
+  // Its records are never used: a record cut in two must not keep it from coming over TCP.
+  if (h[2] & kFlagTc) return ReplyCheck::kTruncated;
+  Edns edns;
+  if (!read_edns(reply, qend + 4, edns) || edns.ext_rcode != 0) return ReplyCheck::kBroken;
+  return ReplyCheck::kAccept;
 }
 
 bool prepare_answer(std::span<const uint8_t> reply, const TtlPolicy& policy,

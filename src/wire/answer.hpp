@@ -22,10 +22,15 @@ enum class ReplyCheck : uint8_t {
   kAccept,
   kMismatch,   // not an answer to our query (ID, question or QR): ignore it and keep waiting
   kTruncated,  // TC=1: ask again over TCP
+  // An answer to our query that must not be used: its records do not walk, or it carries an
+  // extended RCODE. We send EDNS version 0 and no cookies, so nothing we ask earns one, and a
+  // client would get only its lower 4 bits once our OPT replaces the reply's.
+  kBroken,
 };
 
 // Checks that `reply` answers the query we sent: QR set, same ID, same question. With
-// `exact_case` the name must match byte for byte (0x20 randomisation).
+// `exact_case` the name must match byte for byte (0x20 randomisation). Then, unless truncated, that
+// it can be used.
 ReplyCheck check_reply(std::span<const uint8_t> reply, uint16_t id, const uint8_t* qname,
                        size_t qname_len, uint16_t qtype, uint16_t qclass, bool exact_case);
 

@@ -38,6 +38,7 @@ size_t walk_records(std::span<const uint8_t> msg, size_t pos, unsigned count, bo
       if (!additional || edns.present || msg[owner] != 0) return malformed = true, 0;
       edns.present = true;
       edns.udp_size = get16(&msg[pos + 2]);
+      edns.ext_rcode = msg[pos + 4];
       edns.version = msg[pos + 5];
       edns.do_bit = msg[pos + 6] & 0x80;
     }
@@ -61,6 +62,13 @@ size_t skip_name(std::span<const uint8_t> msg, size_t pos) {
     pos += 1 + label;
   }
   return 0;
+}
+
+bool read_edns(std::span<const uint8_t> msg, size_t pos, Edns& out) {
+  bool malformed = false;
+  pos = walk_records(msg, pos, get16(&msg[6]) + get16(&msg[8]), false, out, malformed);
+  if (!malformed) walk_records(msg, pos, get16(&msg[10]), true, out, malformed);
+  return !malformed;
 }
 
 QueryCheck parse_query(std::span<const uint8_t> msg, Query& out) {
@@ -88,10 +96,7 @@ QueryCheck parse_query(std::span<const uint8_t> msg, Query& out) {
   }
   // The OPT is read even for a query refused below: RFC 6891 7, an answer to a query with EDNS
   // carries an OPT, whatever its RCODE.
-  if (!malformed) {
-    pos = walk_records(msg, pos, get16(h + 6) + get16(h + 8), false, out.edns, malformed);
-  }
-  if (!malformed) walk_records(msg, pos, get16(h + 10), true, out.edns, malformed);
+  if (!malformed) malformed = !read_edns(msg, pos, out.edns);
   if (malformed) out.edns = Edns{};  // do not trust an OPT found in a malformed message
   if (opcode_of(h) != 0) return QueryCheck::kNotImp;
   if (!out.question_valid || malformed) return QueryCheck::kFormErr;

@@ -85,6 +85,7 @@ struct Edns {
   bool present = false;
   bool do_bit = false;
   uint8_t version = 0;
+  uint8_t ext_rcode = 0;  // the upper 8 of a 12-bit RCODE
   uint16_t udp_size = kPlainUdpSize;
 };
 
@@ -118,6 +119,10 @@ enum class QueryCheck : uint8_t {
 
 // Parses and checks a client query. On anything but kDrop, `out` holds what is needed to answer.
 QueryCheck parse_query(std::span<const uint8_t> msg, Query& out);
+
+// Walks the records after the question, which ends at `pos`, for the OPT record. Returns false if
+// they overrun the message or an OPT is not the one, root-owned, in the additional section.
+bool read_edns(std::span<const uint8_t> msg, size_t pos, Edns& out);
 
 // Walks one name at `pos` (compression allowed); returns the offset after it, or 0 if malformed.
 size_t skip_name(std::span<const uint8_t> msg, size_t pos);

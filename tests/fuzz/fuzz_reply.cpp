@@ -58,6 +58,32 @@ bool same_name(const uint8_t* a, const uint8_t* b, size_t len, bool exact) {
   return true;
 }
 
+// Whether the records from `pos` walk (names checked for length and label types only, pointers
+// not followed) with at most one OPT, root-owned, in the additional section and with no extended
+// RCODE.
+bool usable_records(std::span<const uint8_t> r, size_t pos) {
+  bool opt = false;
+  for (int section = 0; section < 3; ++section) {
+    for (unsigned i = rd16(&r[6 + 2 * section]); i > 0; --i) {
+      size_t owner = pos, name_len = 0;
+      for (; pos < r.size() && r[pos] != 0 && r[pos] < 0xc0; pos += 1 + r[pos]) {
+        name_len += 1 + r[pos];
+        if (r[pos] > 63 || name_len >= 255) return false;
+      }
+      if (pos >= r.size()) return false;
+      pos += r[pos] == 0 ? 1 : 2;
+      if (pos + 10 > r.size()) return false;
+      if (rd16(&r[pos]) == wire::kTypeOpt) {
+        if (section != 2 || opt || r[owner] != 0 || r[pos + 4] != 0) return false;
+        opt = true;
+      }
+      pos += 10 + rd16(&r[pos + 8]);
+      if (pos > r.size()) return false;
+    }
+  }
+  return true;
+}
+
 // What check_reply must say, written from its contract.
 wire::ReplyCheck expected_check(std::span<const uint8_t> r, uint16_t id, const uint8_t* qname,
                                 size_t qlen, uint16_t qtype, uint16_t qclass, bool exact) {
@@ -70,7 +96,8 @@ wire::ReplyCheck expected_check(std::span<const uint8_t> r, uint16_t id, const u
       rd16(&r[12 + qlen]) != qtype || rd16(&r[12 + qlen + 2]) != qclass) {
     return wire::ReplyCheck::kMismatch;
   }
-  return (r[2] & wire::kFlagTc) ? wire::ReplyCheck::kTruncated : wire::ReplyCheck::kAccept;
+  if (r[2] & wire::kFlagTc) return wire::ReplyCheck::kTruncated;
+  return usable_records(r, 12 + qlen + 4) ? wire::ReplyCheck::kAccept : wire::ReplyCheck::kBroken;
 }
 
 void check_both_ways(std::span<const uint8_t> reply, uint16_t id, const uint8_t* qname, size_t qlen,

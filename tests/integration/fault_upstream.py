@@ -7,7 +7,10 @@
     hold                  answer correctly only when release() is called: a miss stays open for
                           as long as a test needs, with no clock involved
     servfail              answer SERVFAIL
+    rcode:N               answer RCODE N and no records; an N over 15 puts its upper bits in the
+                          OPT record (an extended RCODE, RFC 6891 6.1.3)
     tc                    UDP: TC=1 and no records; TCP: the full answer
+    tc-always             TC=1 and no records, over TCP too
     wrong-id              only a forged answer whose ID differs from the query's
     wrong-question        only forged answers with the right ID: one for a same-length name one
                           letter off, one for the right name but another type
@@ -55,8 +58,8 @@ import harness  # noqa: E402
 
 FORGED_A = "203.0.113.66"
 FORGE_GAP = 0.05
-MODES = ("ok", "drop", "delay:", "hold", "servfail", "tc", "wrong-id", "wrong-question", "flip-case", "garbage",
-         "tcp-close-mid-answer", "forge-first:id", "forge-first:question", "forge-first:port")
+MODES = ("ok", "drop", "delay:", "hold", "servfail", "rcode:", "tc", "tc-always", "wrong-id", "wrong-question",
+         "flip-case", "garbage", "tcp-close-mid-answer", "forge-first:id", "forge-first:question", "forge-first:port")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -320,13 +323,13 @@ class FaultUpstream:
         elif mode == "hold":
             self._hold(lambda: send(self.render(self.answer(query), limit)))
         elif mode == "servfail":
-            send(self._servfail(query))
+            send(self._empty(query, dns.rcode.SERVFAIL))
+        elif mode.startswith("rcode:"):
+            send(self._empty(query, int(mode[6:])))
         elif mode == "flip-case":
             send(self.render(self.case_flipped(query), limit))
-        elif mode in ("tc", "tcp-close-mid-answer"):
-            resp = dns.message.make_response(query, recursion_available=True, our_payload=harness.EDNS_SIZE)
-            resp.flags |= dns.flags.TC | dns.flags.AA
-            send(resp.to_wire())
+        elif mode in ("tc", "tc-always", "tcp-close-mid-answer"):
+            send(self._empty(query, flags=dns.flags.TC | dns.flags.AA))
         elif mode in ("wrong-id", "wrong-question"):
             for packet in self.forgeries(query, mode[6:]):
                 send(packet)
@@ -345,9 +348,10 @@ class FaultUpstream:
             threading.Timer(FORGE_GAP, lambda: send(self.render(self.answer(query), limit))).start()
 
     @staticmethod
-    def _servfail(query):
+    def _empty(query, rcode=dns.rcode.NOERROR, flags=0):
         resp = dns.message.make_response(query, recursion_available=True, our_payload=harness.EDNS_SIZE)
-        resp.set_rcode(dns.rcode.SERVFAIL)
+        resp.flags |= flags
+        resp.set_rcode(rcode)
         return resp.to_wire()
 
     def _tcp_loop(self):
@@ -408,7 +412,11 @@ class FaultUpstream:
         elif mode == "hold":
             self._hold(lambda: send(self.answer(query).to_wire()))
         elif mode == "servfail":
-            send(self._servfail(query))
+            send(self._empty(query, dns.rcode.SERVFAIL))
+        elif mode.startswith("rcode:"):
+            send(self._empty(query, int(mode[6:])))
+        elif mode == "tc-always":
+            send(self._empty(query, flags=dns.flags.TC | dns.flags.AA))
         elif mode == "flip-case":
             send(self.case_flipped(query).to_wire())
         elif mode in ("wrong-id", "wrong-question"):

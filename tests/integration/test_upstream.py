@@ -119,6 +119,25 @@ def test_upstream_truncation_retried_over_tcp(fault, readyns):
     assert harness.answer_addresses(big) == sorted(harness.big_a_ips())
 
 
+def test_truncation_over_tcp_too_fails_over_then_servfail(fault, readyns):
+    # A reply truncated over TCP is that server's failure: asking it again over TCP got the same
+    # reply back, thousands of times a second, until the deadline.
+    broken1, broken2 = fault("tc-always"), fault("tc-always")
+    server = readyns(upstreams=[broken1.port, broken2.port])
+    query = harness.make_query(SVC0)
+    msg, took = timed(udp, server.port, query, timeout=6)
+    assert_servfail_echo(msg, query)
+    assert took < 5.0
+    for upstream in (broken1, broken2):
+        assert (upstream.count(SVC0, "udp"), upstream.count(SVC0, "tcp")) == (1, 1)
+
+    live = fault("ok")
+    server = readyns(upstreams=[broken1.port, live.port])
+    assert harness.answer_addresses(udp(server.port, harness.make_query("svc1.ns0.svc.cluster.local"))) == \
+        [harness.svc_ip(0, 1)]
+    assert broken1.count("svc1.ns0.svc.cluster.local", "tcp") <= 1
+
+
 def test_tcp_upstream_closing_mid_answer(fault, readyns):
     upstream = fault("tcp-close-mid-answer")
     server = readyns(upstreams=[upstream.port], args=FAST)
@@ -147,6 +166,25 @@ def test_upstream_servfail_passed_on(fault, readyns):
     server = readyns(upstreams=[upstream.port], args=FAST)
     query = harness.make_query(SVC0)
     assert_servfail_echo(udp(server.port, query), query)
+
+
+@pytest.mark.parametrize("rcode", [16, 23])  # BADVERS and BADCOOKIE: 0 and 7 in the header
+def test_extended_rcode_from_upstream_fails_over_and_is_not_cached(fault, readyns, rcode):
+    # We send neither cookies nor EDNS versions but 0: an extended RCODE is a broken reply, and
+    # relaying only its header bits would make it NOERROR or YXRRSET.
+    broken = fault(f"rcode:{rcode}")
+    server = readyns(upstreams=[broken.port], args=FAST)
+    for edns in (None, 0, 0):
+        query = harness.make_query(SVC0, edns=edns)
+        assert_servfail_echo(udp(server.port, query), query)
+    assert broken.count(SVC0) == 3, "nothing of it was cached"
+
+    live = fault("ok")
+    server = readyns(upstreams=[broken.port, live.port], args=FAST)
+    for n in range(3):
+        name = f"svc{n}.ns1.svc.cluster.local"
+        assert harness.answer_addresses(udp(server.port, harness.make_query(name))) == [harness.svc_ip(1, n)]
+        assert live.count(name) == 1
 
 
 def test_source_ports_and_ids_vary(fault, readyns):

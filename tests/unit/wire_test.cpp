@@ -916,6 +916,29 @@ TEST_CASE("check_reply", "[wire][check_reply]") {
     Bytes other =
         reply_for("other.cluster.local", 0x4242, kTypeA, kClassIn, kFlagQr | kFlagRd | kFlagTc);
     CHECK(check(other) == ReplyCheck::kMismatch);  // TC alone does not make it ours
+    reply.pop_back();  // a record cut short: it is asked again over TCP all the same
+    CHECK(check(reply) == ReplyCheck::kTruncated);
+  }
+  SECTION("an OPT record") {
+    Bytes reply = reply_for("svc.ns.svc.cluster.local");
+    add_opt(reply, 1232);
+    CHECK(check(reply) == ReplyCheck::kAccept);
+  }
+  SECTION("an extended RCODE") {
+    Bytes reply = reply_for("svc.ns.svc.cluster.local");
+    add_opt(reply, 1232);
+    reply[reply.size() - 6] = 1;  // BADVERS (16): NOERROR in the header
+    CHECK(check(reply) == ReplyCheck::kBroken);
+  }
+  SECTION("records that do not walk could hide an extended RCODE") {
+    Bytes reply = reply_for("svc.ns.svc.cluster.local");
+    reply.pop_back();
+    CHECK(check(reply) == ReplyCheck::kBroken);
+    reply = reply_for("svc.ns.svc.cluster.local");
+    add_opt(reply, 1232);
+    add_opt(reply, 1232);
+    reply[reply.size() - 6] = 1;  // in a second OPT, after a first without
+    CHECK(check(reply) == ReplyCheck::kBroken);
   }
 }
 

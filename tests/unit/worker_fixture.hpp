@@ -44,16 +44,20 @@ inline uint8_t rcode(const Bytes& answer) {
 // Keeps what the forwarder sends; the test answers it when it likes.
 class ScriptedTransport final : public upstream::Transport {
  public:
-  void send(const net::Address&, upstream::Protocol, std::span<uint8_t> query, uint32_t,
-            upstream::Exchange* exchange) override {
+  void send(const net::Address& server, upstream::Protocol protocol, std::span<uint8_t> query,
+            uint32_t, upstream::Exchange* exchange) override {
     wire::put16(query.data(), 0x4242);
     sent.assign(query.begin(), query.end());
+    this->server = server;
+    this->protocol = protocol;
+    ++queries;
     this->exchange = exchange;
   }
   uint64_t now_ms() const override { return now; }
 
-  // Answers the last query with `rcode`, and with an A record of `ttl` if `address`.
-  void reply(uint8_t rcode, bool address = false, uint8_t ttl = 60) {
+  // An answer to the last query with `rcode`, and with an A record of `ttl` if `address`; it
+  // lives in reply_bytes.
+  Bytes& answer(uint8_t rcode, bool address = false, uint8_t ttl = 60) {
     Bytes& reply = reply_bytes;
     reply.assign(sent.begin(), sent.end() - wire::kOptRecordSize);
     reply[2] |= wire::kFlagQr;
@@ -63,11 +67,20 @@ class ScriptedTransport final : public upstream::Transport {
       wire::put16(&reply[6], 1);
       reply.insert(reply.end(), {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, ttl, 0, 4, 10, 0, 0, 1});
     }
+    return reply;
+  }
+  void reply_with(std::span<const uint8_t> reply) {
     REQUIRE(std::exchange(exchange, nullptr)->on_reply(0x4242, reply));
+  }
+  void reply(uint8_t rcode, bool address = false, uint8_t ttl = 60) {
+    reply_with(answer(rcode, address, ttl));
   }
 
   uint64_t now = 1000;  // the test moves it
   Bytes sent;
+  net::Address server;  // where the last query went, and how
+  upstream::Protocol protocol = upstream::Protocol::kUdp;
+  int queries = 0;
   Bytes reply_bytes;  // kept, so that a reply allocates nothing once it has grown
   upstream::Exchange* exchange = nullptr;
 };
