@@ -10,6 +10,7 @@
 
 #include "config/cli.hpp"
 #include "config/file.hpp"
+#include "net/address.hpp"
 #include "readyns/server.hpp"
 
 namespace {
@@ -87,8 +88,12 @@ int main(int argc, char** argv) {
     if (options.watch_config) server.reload_on_change(cl.config_path);
     pthread_sigmask(SIG_UNBLOCK, &control_signals, nullptr);
     if (!cl.config_path.empty()) spdlog::info("settings from {}", cl.config_path);
-    spdlog::info("readyns serving on {} with {} thread(s)", options.listen.front(),
-                 options.threads);
+    std::string listening;  // with the ports that were left out, so the log says what is bound
+    for (const std::string& text : options.listen) {
+      listening +=
+          (listening.empty() ? "" : ", ") + readyns::net::parse_address(text, 53)->to_string();
+    }
+    spdlog::info("readyns serving on {} with {} thread(s)", listening, options.threads);
     server.run();
     g_server = nullptr;
     spdlog::info("readyns stopped");
