@@ -84,6 +84,14 @@ void EndpointTable::set_on_change(std::function<void(std::span<const uint8_t>)> 
 }
 
 size_t EndpointTable::answer(const wire::Query& q, std::span<uint8_t> out, size_t limit) const {
+  size_t len = build_answer(q, out, limit);
+  // CoreDNS's kubernetes plugin speaks with authority for the cluster zone, denials included.
+  if (len) out[2] |= wire::kFlagAa;
+  return len;
+}
+
+size_t EndpointTable::build_answer(const wire::Query& q, std::span<uint8_t> out,
+                                   size_t limit) const {
   const wire::Question& question = q.question;
   if (!synced() || !q.question_valid || question.qclass != wire::kClassIn) return 0;
   size_t len = question.name_len;

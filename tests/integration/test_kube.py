@@ -120,6 +120,7 @@ def test_ready_endpoints_only(api, upstream, watching):
     assert msg.rcode() == dns.rcode.NOERROR
     assert addresses(msg) == ["10.244.1.2", "10.244.1.5"]  # both slices, ready ones only
     assert all(rrset.ttl <= TABLE_TTL for rrset in msg.answer)
+    assert msg.flags & dns.flags.AA  # authoritative, as CoreDNS's kubernetes plugin
     assert upstream.count() == 0
 
 
@@ -149,6 +150,7 @@ def test_no_usable_endpoint_is_nxdomain(api, upstream, watching):
         for qtype in ("A", "AAAA", "SRV"):
             msg = ask(server, name, qtype)
             assert msg.rcode() == dns.rcode.NXDOMAIN, (name, qtype)
+            assert msg.flags & dns.flags.AA, (name, qtype)
             assert soa_only_authority(msg), msg
             assert msg.authority[0].name.to_text() == "cluster.local."
     assert upstream.count() == 0
@@ -251,7 +253,9 @@ def test_other_names_go_upstream(api, upstream, watching):
         "hl.ns.svc.other.local": [],  # the same labels under another cluster domain
     }
     for name, expected in forwarded.items():
-        assert a(server, name) == expected, name
+        msg = ask(server, name)
+        assert addresses(msg) == expected, name
+        assert not msg.flags & dns.flags.AA, name  # a cache's answer, not the table's
         assert upstream.count(name) == 1, name
     # Two labels in front that are not _port._proto: CoreDNS's to interpret, so forwarded.
     ask(server, f"x.y.hl.ns.{DOMAIN}")

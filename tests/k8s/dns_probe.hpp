@@ -21,6 +21,7 @@ struct Reply {
   bool answered = false;  // false: the table said "not mine"
   int rcode = -1;
   bool tc = false;
+  bool aa = false;
   bool has_opt = false;
   uint16_t id = 0;
   std::string question;                                    // the name as echoed, case kept
@@ -82,6 +83,7 @@ inline Reply ask(const EndpointTable& table, const std::string& name, uint16_t q
   std::unique_ptr<ldns_pkt, decltype(&ldns_pkt_free)> pkt(parsed, ldns_pkt_free);
   reply.rcode = ldns_pkt_get_rcode(pkt.get());
   reply.tc = ldns_pkt_tc(pkt.get());
+  reply.aa = ldns_pkt_aa(pkt.get());
   reply.has_opt = ldns_pkt_edns(pkt.get());
   reply.id = ldns_pkt_id(pkt.get());
   char* question = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(pkt.get()), 0)));

@@ -304,6 +304,30 @@ TEST_CASE("SRV answers are shaped as CoreDNS shapes them", "[k8s][table]") {
   }
 }
 
+TEST_CASE("every answer from the table is authoritative, as CoreDNS's", "[k8s][table]") {
+  EndpointTable table = make_table();
+  std::vector<json> many;
+  for (int i = 0; i < 100; ++i) many.push_back(endpoint("10.0.1." + std::to_string(i)));
+  relist(table, {slice("hl0-a", many)});
+  struct Asked {
+    std::string name;
+    uint16_t type;
+    size_t limit;
+  };
+  for (const Asked& asked : {Asked{kSvc, wire::kTypeA, wire::kMaxMessageSize},
+                             Asked{kSvc, wire::kTypeSrv, wire::kMaxMessageSize},
+                             Asked{kSvc, wire::kTypeA, 512},  // truncated
+                             Asked{kSvc, kTxt, wire::kMaxMessageSize},
+                             Asked{kSvc, wire::kTypeSoa, wire::kMaxMessageSize},
+                             Asked{"nope." + kSvc, wire::kTypeA, wire::kMaxMessageSize},
+                             Asked{"nope." + kSvc, wire::kTypeA, 40}}) {
+    INFO(asked.name << " type " << asked.type << " limit " << asked.limit);
+    Reply r = ask(table, asked.name, asked.type, asked.limit);
+    REQUIRE(r.answered);
+    CHECK(r.aa);
+  }
+}
+
 TEST_CASE("IPv6 and dual-stack slices", "[k8s][table]") {
   EndpointTable table = make_table();
   relist(table, {slice("hl0-v4", {endpoint("10.0.0.1", "web-0")}),
