@@ -35,9 +35,9 @@ class EndpointTable {
   EndpointTable& operator=(const EndpointTable&) = delete;
 
   // If `q` asks for a name this table answers (synced, and at or beneath a headless Service it
-  // knows), writes the answer to `out` (authoritative, AA=1, as CoreDNS's; an empty TC=1 answer
-  // when larger than `limit`, as wire::render_answer does) and returns its length; 0 means "not
-  // mine, forward it".
+  // knows), writes the answer to `out` (authoritative, AA=1, as CoreDNS's; when larger than
+  // `limit`, the whole records that fit with TC=1, as CoreDNS truncates) and returns its length;
+  // 0 means "not mine, forward it".
   size_t answer(const wire::Query& q, std::span<uint8_t> out, size_t limit) const;
   bool synced() const { return synced_.load(std::memory_order_acquire); }
   // Endpoints marked ready in the slices this table answers from; safe from any thread.

@@ -274,9 +274,21 @@ def test_other_types_and_truncation(api, upstream, watching):
     txt = ask(server, HL, "TXT")
     assert txt.rcode() == dns.rcode.NOERROR and soa_only_authority(txt)
     big = f"big.ns.{DOMAIN}"
-    plain_udp = udp(server.port, harness.make_query(big))  # no EDNS: 512 bytes at most
-    assert plain_udp.flags & dns.flags.TC and not plain_udp.answer
+    every = [f"10.244.8.{i}" for i in range(1, 61)]
+    # As CoreDNS truncates: the whole records that fit, in order, with TC=1. Header and question
+    # take 12 + 26 + 4 bytes, each A record 16 (its owner a pointer to the question).
+    for edns, limit in ((None, 512), (0, 512), (0, 700)):
+        query = harness.make_query(big, edns=edns, payload=limit)
+        wire = harness.udp_exchange(server.port, query)
+        assert wire is not None and len(wire) <= limit, (edns, limit)
+        truncated = dns.message.from_wire(wire)
+        assert truncated.flags & dns.flags.TC and truncated.flags & dns.flags.AA
+        assert truncated.rcode() == dns.rcode.NOERROR
+        fitting = (limit - 42 - (0 if edns is None else 11)) // 16
+        assert [r.address for rrset in truncated.answer for r in rrset] == every[:fitting], (edns, limit)
+        assert (truncated.edns >= 0) == (edns is not None)
     full = harness.tcp(server.port, harness.make_query(big))
+    assert not full.flags & dns.flags.TC
     assert len(addresses(full)) == 60
     assert upstream.count() == 0
 

@@ -19,6 +19,7 @@ namespace readyns::k8s::testing {
 
 struct Reply {
   bool answered = false;  // false: the table said "not mine"
+  size_t size = 0;        // bytes on the wire
   int rcode = -1;
   bool tc = false;
   bool aa = false;
@@ -78,6 +79,7 @@ inline Reply ask(const EndpointTable& table, const std::string& name, uint16_t q
   Reply reply;
   if (n == 0) return reply;
   reply.answered = true;
+  reply.size = n;
   ldns_pkt* parsed = nullptr;
   if (ldns_wire2pkt(&parsed, out.data(), n) != LDNS_STATUS_OK) return reply;
   std::unique_ptr<ldns_pkt, decltype(&ldns_pkt_free)> pkt(parsed, ldns_pkt_free);

@@ -527,13 +527,29 @@ TEST_CASE("answers honour the size limit and EDNS", "[k8s][table]") {
   for (int i = 0; i < 100; ++i) many.push_back(endpoint("10.0.1." + std::to_string(i)));
   relist(table, {slice("hl0-a", many)});
 
+  std::vector<std::string> all;
+  for (int i = 0; i < 100; ++i) all.push_back(a(kSvc, "10.0.1." + std::to_string(i)));
+  auto first = [&](size_t n) {
+    return std::vector<std::string>(all.begin(), all.begin() + long(n));
+  };
+
+  // As CoreDNS truncates (miekg/dns's Msg.Truncate): the whole records that fit, TC=1. Header and
+  // question take 12 + 27 + 4 bytes, and each A record 16 (its owner a pointer to the question).
   Reply r = ask(table, kSvc, wire::kTypeA, 512);
-  CHECK(r.answered);
   CHECK(r.tc);
-  CHECK(r.answer.empty());
-  r = ask(table, kSvc, wire::kTypeA);
+  CHECK(r.rcode == LDNS_RCODE_NOERROR);
+  CHECK(r.answer == first((512 - 43) / 16));
+  CHECK(r.size == 43 + (512 - 43) / 16 * 16);
+  r = ask(table, kSvc, wire::kTypeA, 512, true);  // the OPT's 11 bytes count against the limit
+  CHECK(r.tc);
+  CHECK(r.has_opt);
+  CHECK(r.answer == first((512 - 11 - 43) / 16));
+  r = ask(table, kSvc, wire::kTypeA, 43 + 16 * 100 - 1);
+  CHECK(r.tc);
+  CHECK(r.answer == first(99));
+  r = ask(table, kSvc, wire::kTypeA, 43 + 16 * 100);
   CHECK_FALSE(r.tc);
-  CHECK(r.answer.size() == 100);
+  CHECK(r.answer == all);
 
   r = ask(table, kSvc, wire::kTypeA, wire::kMaxMessageSize, true);
   CHECK(r.has_opt);
@@ -542,9 +558,50 @@ TEST_CASE("answers honour the size limit and EDNS", "[k8s][table]") {
   CHECK(r.has_opt);
   CHECK(r.rcode == LDNS_RCODE_NXDOMAIN);
   CHECK(is_soa_authority(r));
-  r = ask(table, "nope." + kSvc, wire::kTypeA, 40);
+  // Without room for the SOA: TC=1, and the rcode still says the name does not exist.
+  r = ask(table, "nope." + kSvc, wire::kTypeA, 40, true);
   CHECK(r.tc);
+  CHECK(r.rcode == LDNS_RCODE_NXDOMAIN);
   CHECK(r.authority.empty());
+  CHECK(r.has_opt);
+}
+
+TEST_CASE("a truncated SRV answer keeps its leading whole records", "[k8s][table]") {
+  EndpointTable table = make_table();
+  std::vector<json> endpoints;
+  for (int i = 0; i < 10; ++i) {
+    endpoints.push_back(endpoint("10.0.2." + std::to_string(i), "web-" + std::to_string(i)));
+  }
+  json ports = json::array({{{"name", "http"}, {"protocol", "TCP"}, {"port", 8080}},
+                            {{"name", "metrics"}, {"protocol", "TCP"}, {"port", 9090}}});
+  relist(table, {slice("hl0-a", endpoints, ports)});
+  const Reply whole = ask(table, kSvc, wire::kTypeSrv);
+  REQUIRE(whole.answer.size() == 20);
+  REQUIRE(whole.additional.size() == 10);
+  auto starts = [](const std::vector<std::string>& part, const std::vector<std::string>& of) {
+    return part.size() <= of.size() && std::equal(part.begin(), part.end(), of.begin());
+  };
+  for (bool edns : {false, true}) {
+    size_t kept_before = 0;
+    for (size_t limit = 0; limit <= whole.size + (edns ? wire::kOptRecordSize : 0); ++limit) {
+      INFO("EDNS " << edns << ", limit " << limit);
+      Reply r = ask(table, kSvc, wire::kTypeSrv, limit, edns);
+      REQUIRE(r.answered);
+      CHECK(r.rcode == LDNS_RCODE_NOERROR);
+      CHECK(r.has_opt == edns);
+      // Answers first; an additional record only once every answer is in.
+      CHECK(starts(r.answer, whole.answer));
+      CHECK(starts(r.additional, whole.additional));
+      CHECK((r.additional.empty() || r.answer.size() == whole.answer.size()));
+      size_t kept = r.answer.size() + r.additional.size();
+      CHECK(r.tc == (kept < 30));
+      // One record more each time the limit reaches its end: none that fits is left out.
+      if (kept > 0) CHECK(r.size <= limit);
+      CHECK((kept == kept_before || (kept == kept_before + 1 && r.size == limit)));
+      kept_before = kept;
+    }
+    CHECK(kept_before == 30);
+  }
 }
 
 TEST_CASE("readers see whole answers while the watcher writes", "[k8s][table]") {
