@@ -217,7 +217,8 @@ def test_per_endpoint_names(api, upstream, watching):
 
 def test_ipv6_slices(api, upstream, watching):
     api.push("ADDED", endpoint_slice("v6-a", "ns", "v6", [endpoint("fd00::1"), endpoint("fd00::2", hostname="db-0"),
-                                                         endpoint("fd00::3", ready=False)], address_type="IPv6"))
+                                                         endpoint("fd00::3", ready=False), endpoint("fd00:1::")],
+                                     address_type="IPv6"))
     # Dual stack: one Service, a slice per family.
     api.push("ADDED", endpoint_slice("ds-v4", "ns", "ds", [endpoint("10.244.3.1")]))
     api.push("ADDED", endpoint_slice("ds-v6", "ns", "ds", [endpoint("fd00::31")], address_type="IPv6"))
@@ -225,14 +226,18 @@ def test_ipv6_slices(api, upstream, watching):
     v6 = f"v6.ns.{DOMAIN}"
     msg = ask(server, v6, "AAAA")
     assert [rrset.rdtype for rrset in msg.answer] == [dns.rdatatype.AAAA]
-    assert addresses(msg) == ["fd00::1", "fd00::2"]
+    assert addresses(msg) == ["fd00:1::", "fd00::1", "fd00::2"]
     no_a = ask(server, v6, "A")
     assert no_a.rcode() == dns.rcode.NOERROR and soa_only_authority(no_a)
     assert addresses(ask(server, f"fd00--1.{v6}", "AAAA")) == ["fd00::1"]
     assert addresses(ask(server, f"db-0.{v6}", "AAAA")) == ["fd00::2"]
+    # CoreDNS's name for an address ending in "::": a '0' after the trailing '-'.
+    assert addresses(ask(server, f"fd00-1--0.{v6}", "AAAA")) == ["fd00:1::"]
     srv = ask(server, f"_http._tcp.{v6}", "SRV")
+    assert sorted(r.target.to_text() for rrset in srv.answer for r in rrset) == \
+        [f"db-0.{v6}.", f"fd00--1.{v6}.", f"fd00-1--0.{v6}."]
     assert sorted(rrset.rdtype for rrset in srv.additional if rrset.rdtype != dns.rdatatype.OPT) == \
-        [dns.rdatatype.AAAA, dns.rdatatype.AAAA]
+        [dns.rdatatype.AAAA] * 3
     assert a(server, f"ds.ns.{DOMAIN}") == ["10.244.3.1"]
     assert addresses(ask(server, f"ds.ns.{DOMAIN}", "AAAA")) == ["fd00::31"]
     assert upstream.count() == 0

@@ -347,6 +347,17 @@ TEST_CASE("IPv6 and dual-stack slices", "[k8s][table]") {
         std::vector<std::string>{srv(kSvc, 33, 8080, web0), srv(kSvc, 33, 8080, dashed)});
   CHECK(r.additional == std::vector<std::string>{a(web0, "10.0.0.1"), web0 + ". 5 AAAA fd00::1",
                                                  dashed + ". 5 AAAA fd00::2"});
+
+  SECTION("an address ending in '::' is named with a '0' after its trailing '-', as CoreDNS") {
+    relist(table, {slice("hl0-v6", {endpoint("2001:db8::")}, http_port(), "hl0", true, "IPv6")});
+    const std::string zero = "2001-db8--0." + kSvc;
+    CHECK(ask(table, zero, wire::kTypeAaaa).answer ==
+          std::vector<std::string>{zero + ". 5 AAAA 2001:db8::"});
+    r = ask(table, kSvc, wire::kTypeSrv);
+    CHECK(r.answer == std::vector<std::string>{srv(kSvc, 100, 8080, zero)});
+    CHECK(r.additional == std::vector<std::string>{zero + ". 5 AAAA 2001:db8::"});
+    CHECK(ask(table, "2001-db8--." + kSvc, wire::kTypeAaaa).rcode == LDNS_RCODE_NXDOMAIN);
+  }
 }
 
 TEST_CASE("a Service merges its slices, each replaced by name", "[k8s][table]") {
