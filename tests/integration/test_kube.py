@@ -1,4 +1,5 @@
 # Headless Services answered from EndpointSlices: the real binary against the fake API server, asked over DNS.
+import signal
 import socket
 import threading
 import time
@@ -295,6 +296,40 @@ def test_other_types_and_truncation(api, upstream, watching):
     full = harness.tcp(server.port, harness.make_query(big))
     assert not full.flags & dns.flags.TC
     assert len(addresses(full)) == 60
+    assert upstream.count() == 0
+
+
+@pytest.mark.parametrize("given,ttl", [("flag", 0), ("flag", 60), ("file", 3600)])
+def test_kube_ttl(api, upstream, watching, tmp_path, given, ttl):
+    api.push("ADDED", endpoint_slice("web-a", "ns", "web", [endpoint("10.244.2.1", hostname="web-0")]))
+    config = tmp_path / "readyns.yaml"
+    if given == "flag":
+        server = watching("--kube-ttl", str(ttl))
+    else:
+        config.write_text(f"kube: {{ttl: {ttl}}}\n")
+        server = watching("--config", str(config))
+    web = f"web.ns.{DOMAIN}"
+
+    def check_ttls():
+        for name, qtype in ((web, "A"), (f"web-0.{web}", "A"), (f"_http._tcp.{web}", "SRV")):
+            msg = ask(server, name, qtype)
+            records = [rrset for rrset in msg.answer + msg.additional if rrset.rdtype != dns.rdatatype.OPT]
+            assert records and all(rrset.ttl == ttl for rrset in records), (name, qtype, msg)
+        # The SOA as CoreDNS's plugin.SOA makes it: TTL the ttl up to 300, MINIMUM the ttl.
+        for name, qtype in ((web, "TXT"), (f"nope.{web}", "A"), (web, "SOA")):
+            msg = ask(server, name, qtype)
+            soa = (msg.answer if qtype == "SOA" else msg.authority)[0]
+            assert soa.rdtype == dns.rdatatype.SOA, (name, qtype)
+            assert (soa.ttl, soa[0].minimum) == (min(ttl, 300), ttl), (name, qtype)
+
+    check_ttls()
+    if given == "file":
+        # Like the other Kubernetes settings, a new TTL needs a restart, and a reload says so.
+        config.write_text("kube: {ttl: 7}\n")
+        server.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: "reloaded settings" in server.log(), 5, "the reload")
+        assert "reload: kube changes need a restart" in server.log()
+        check_ttls()
     assert upstream.count() == 0
 
 

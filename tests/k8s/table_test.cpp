@@ -360,6 +360,36 @@ TEST_CASE("IPv6 and dual-stack slices", "[k8s][table]") {
   }
 }
 
+TEST_CASE("the TTL setting is every record's, and the SOA's up to 300, as CoreDNS's ttl",
+          "[k8s][table]") {
+  for (uint32_t ttl : {0u, 30u, 3600u}) {
+    INFO("ttl " << ttl);
+    EndpointTable table({.cluster_domain = "cluster.local", .ttl = ttl});
+    relist(table, {slice("hl0-a", {endpoint("10.0.0.1", "web-0")})});
+    const std::string t = " " + std::to_string(ttl) + " ";
+    CHECK(ask(table, kSvc, wire::kTypeA).answer ==
+          std::vector<std::string>{kSvc + "." + t + "A 10.0.0.1"});
+    Reply r = ask(table, kSvc, wire::kTypeSrv);
+    CHECK(r.answer ==
+          std::vector<std::string>{kSvc + "." + t + "SRV 0 100 8080 web-0." + kSvc + "."});
+    CHECK(r.additional == std::vector<std::string>{"web-0." + kSvc + "." + t + "A 10.0.0.1"});
+    // plugin.SOA: TTL min(ttl, 300), MINIMUM the ttl itself.
+    const std::string soa = "cluster.local. " + std::to_string(std::min(ttl, 300u)) +
+                            " SOA ns.dns.cluster.local. hostmaster.cluster.local. ";
+    const std::string minimum = " 7200 1800 86400 " + std::to_string(ttl);
+    for (const std::string& name : {kSvc, "nope." + kSvc}) {
+      r = ask(table, name, kTxt);
+      REQUIRE(r.authority.size() == 1);
+      CHECK_THAT(r.authority[0], StartsWith(soa));
+      CHECK(r.authority[0].ends_with(minimum));
+    }
+    r = ask(table, kSvc, wire::kTypeSoa);
+    REQUIRE(r.answer.size() == 1);
+    CHECK_THAT(r.answer[0], StartsWith(soa));
+    CHECK(r.answer[0].ends_with(minimum));
+  }
+}
+
 TEST_CASE("a Service merges its slices, each replaced by name", "[k8s][table]") {
   EndpointTable table = make_table();
   relist(table, {slice("hl0-a", {endpoint("10.0.0.1", "web-0")}),
