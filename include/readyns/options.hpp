@@ -65,6 +65,7 @@ struct Options {
   std::string kube_ca_file{};     // empty: the service account's CA in a pod
   std::vector<std::string> kube_namespaces{};  // empty: all namespaces
   std::string cluster_domain = "cluster.local";
+  uint32_t kube_ttl = 5;  // seconds, on every record and SOA the table answers (CoreDNS's `ttl`)
 
   unsigned threads = 1;
   std::string log_level = "info";

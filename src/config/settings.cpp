@@ -340,6 +340,11 @@ std::vector<Setting> make_settings() {
       text("kube.cluster_domain", "--cluster-domain", "DOMAIN",
            "the cluster's DNS domain (default cluster.local)", &Options::cluster_domain,
            k8s::cluster_domain_problem),
+      // CoreDNS's kubernetes plugin takes 0 to 3600 for its `ttl`.
+      number<uint32_t>("kube.ttl", "--kube-ttl", "SECONDS",
+                       "TTL of the headless Services' records, and of the SOA in their denials "
+                       "(at most 300 there), as CoreDNS's kubernetes ttl (0-3600; default 5)",
+                       &Options::kube_ttl, 0, 3600),
       number<unsigned>("threads", "--threads", "N",
                        "worker threads, each with its own sockets (default 1)", &Options::threads,
                        1, 256),

@@ -92,7 +92,7 @@ struct Server::Impl {
     cache = std::make_unique<cache::Cache>(core::cache_settings(o));
     if (core::kube_mode(o) != k8s::Mode::kOff) {
       table = std::make_unique<k8s::EndpointTable>(
-          k8s::TableSettings{.cluster_domain = o.cluster_domain});
+          k8s::TableSettings{.cluster_domain = o.cluster_domain, .ttl = o.kube_ttl});
       // A Service whose endpoints changed: no cached answer about it may outlive the change.
       table->set_on_change([c = cache.get(), n = &invalidations](std::span<const uint8_t> name) {
         c->erase_subtree(name);
@@ -449,7 +449,7 @@ void Server::reload(const Options& given) {
   }
   if (options.kube != old.kube || options.kube_api != old.kube_api ||
       options.kube_namespaces != old.kube_namespaces ||
-      options.cluster_domain != old.cluster_domain) {
+      options.cluster_domain != old.cluster_domain || options.kube_ttl != old.kube_ttl) {
     ignored("kube");
   }
   for (auto& t : impl_->threads) {

@@ -269,8 +269,8 @@ Engine::Engine(uv_loop_t* loop, const Options& options, ClosedFlag closed)
 
   cache_ = std::make_unique<cache::Cache>(core::cache_settings(o));
   if (p.watcher) {
-    table_ =
-        std::make_unique<k8s::EndpointTable>(k8s::TableSettings{.cluster_domain = cluster_domain_});
+    table_ = std::make_unique<k8s::EndpointTable>(
+        k8s::TableSettings{.cluster_domain = cluster_domain_, .ttl = o.kube_ttl});
     table_->track_all_services();
     // A Service whose endpoints changed: no cached answer about it may outlive the change.
     table_->set_on_change(

@@ -85,6 +85,14 @@ void EndpointTable::set_on_change(std::function<void(std::span<const uint8_t>)> 
 }
 
 size_t EndpointTable::answer(const wire::Query& q, std::span<uint8_t> out, size_t limit) const {
+  size_t len = build_answer(q, out, limit);
+  // CoreDNS's kubernetes plugin speaks with authority for the cluster zone, denials included.
+  if (len) out[2] |= wire::kFlagAa;
+  return len;
+}
+
+size_t EndpointTable::build_answer(const wire::Query& q, std::span<uint8_t> out,
+                                   size_t limit) const {
   const wire::Question& question = q.question;
   if (!synced() || !q.question_valid || question.qclass != wire::kClassIn) return 0;
   size_t len = question.name_len;
@@ -142,27 +150,30 @@ size_t EndpointTable::answer(const wire::Query& q, std::span<uint8_t> out, size_
       break;
   }
   if (!stored || stored->wire.empty()) return negative(q, wire::kNoError, false, out, limit);
-  return wire::render_answer(stored->wire, stored->ttl_offsets, 0, 0, q, limit, out);
+  return wire::render_answer(stored->wire, stored->ttl_offsets, 0, 0, q, limit, out,
+                             wire::Overflow::kLeadingRecords);
 }
 
 // The answer without records (NXDOMAIN or NODATA) with the SOA in the authority section, or the
-// SOA alone in the answer section for an SOA query.
+// SOA alone in the answer section for an SOA query. Over `limit`, the SOA is left out and TC set,
+// the rcode kept, as render_answer's kLeadingRecords does.
 size_t EndpointTable::negative(const wire::Query& q, uint8_t rcode, bool soa_answer,
                                std::span<uint8_t> out, size_t limit) const {
   size_t total = wire::kHeaderSize + q.question.name_len + 4 + soa_.size() +
                  (q.edns.present ? wire::kOptRecordSize : 0);
-  if (total > limit || total > out.size()) {
-    size_t len = wire::build_empty_answer(q, wire::kNoError, out);
-    if (len) out[2] |= wire::kFlagTc;
-    return len;
-  }
+  bool fits = total <= limit && total <= out.size();
   wire::Query without_edns = q;  // the OPT record must follow the SOA
   without_edns.edns.present = false;
   size_t len = wire::build_empty_answer(without_edns, rcode, out);
-  std::memcpy(&out[len], soa_.data(), soa_.size());
-  wire::put32(&out[len + soa_serial_offset_], serial_.load(std::memory_order_relaxed));
-  len += soa_.size();
-  wire::put16(&out[soa_answer ? 6 : 8], 1);
+  if (len == 0) return 0;
+  if (fits) {
+    std::memcpy(&out[len], soa_.data(), soa_.size());
+    wire::put32(&out[len + soa_serial_offset_], serial_.load(std::memory_order_relaxed));
+    len += soa_.size();
+    wire::put16(&out[soa_answer ? 6 : 8], 1);
+  } else {
+    out[2] |= wire::kFlagTc;
+  }
   if (q.edns.present) len = wire::append_opt(out, len, q.edns.do_bit, 0);
   return len;
 }

@@ -36,8 +36,9 @@ class EndpointTable {
   EndpointTable& operator=(const EndpointTable&) = delete;
 
   // If `q` asks for a name this table answers (synced, and at or beneath a headless Service it
-  // knows), writes the answer to `out` (an empty TC=1 answer when larger than `limit`, as
-  // wire::render_answer does) and returns its length; 0 means "not mine, forward it".
+  // knows), writes the answer to `out` (authoritative, AA=1, as CoreDNS's; when larger than
+  // `limit`, the whole records that fit with TC=1, as CoreDNS truncates) and returns its length;
+  // 0 means "not mine, forward it".
   size_t answer(const wire::Query& q, std::span<uint8_t> out, size_t limit) const;
   bool synced() const { return synced_.load(std::memory_order_acquire); }
   // Endpoints marked ready in the slices this table answers from; safe from any thread.
@@ -94,6 +95,8 @@ class EndpointTable {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
 
+  // answer() without the AA flag, which it sets on whatever this writes.
+  size_t build_answer(const wire::Query& q, std::span<uint8_t> out, size_t limit) const;
   static bool serves(const Slice& slice);
   // Drops or stores a slice, noting the Services it belonged to before and after.
   void put(const SliceKey& key, Slice* slice, std::vector<ServiceKey>& touched);

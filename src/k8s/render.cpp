@@ -159,11 +159,14 @@ std::string wire_labels(std::initializer_list<std::string_view> labels) {
   return out;
 }
 
+// CoreDNS's endpointHostname: the address with '-' for each '.' or ':', and a '0' after a
+// trailing '-' (an IPv6 address ending in "::"), since a label may not end in a hyphen.
 std::string dashed(std::string_view address) {
   std::string out(address);
   for (char& c : out) {
     if (c == '.' || c == ':') c = '-';
   }
+  if (!out.empty() && out.back() == '-') out.push_back('0');
   return out;
 }
 

@@ -357,24 +357,49 @@ bool prepare_answer(std::span<const uint8_t> reply, const TtlPolicy& policy,
 
 size_t render_answer(std::span<const uint8_t> stored, std::span<const uint16_t> ttl_offsets,
                      uint32_t elapsed, uint32_t fixed_ttl, const Query& q, size_t limit,
-                     std::span<uint8_t> out) {
-  size_t total = stored.size() + (q.edns.present ? kOptRecordSize : 0);
-  if (total > limit || total > out.size()) {
+                     std::span<uint8_t> out, Overflow overflow) {
+  size_t opt_size = q.edns.present ? kOptRecordSize : 0;
+  size_t room = std::min(limit, out.size());
+  bool fits = stored.size() + opt_size <= room;
+  if (!fits && overflow == Overflow::kEmpty) {
     size_t len = build_empty_answer(q, kNoError, out);
     if (len) out[2] |= kFlagTc;  // RFC 7766 / 1035: the client retries over TCP
     return len;
   }
+  // The records that fit: none past the first that does not, so no section gets a record while
+  // an earlier one lost one (miekg/dns's truncateLoop).
+  size_t kept = ttl_offsets.size();
+  size_t len = stored.size();
+  if (!fits) {
+    kept = 0;
+    len = kHeaderSize + q.question.name_len + 4u;
+    for (uint16_t offset : ttl_offsets) {
+      size_t end = offset + 6u + get16(stored.data() + offset + 4);
+      if (end + opt_size > room) break;
+      ++kept;
+      len = end;
+    }
+    if (len + opt_size > out.size()) return 0;
+  }
   uint8_t* p = out.data();
-  std::memcpy(p, stored.data(), stored.size());
+  std::memcpy(p, stored.data(), len);
   put16(p, q.id);
-  p[2] = uint8_t(kFlagQr | (q.flags_hi & kFlagRd));
+  p[2] = uint8_t(kFlagQr | (q.flags_hi & kFlagRd) | (fits ? 0 : kFlagTc));
   p[3] = uint8_t(kFlagRa | (q.flags_lo & kFlagCd) | rcode_of(stored.data()));
   std::memcpy(p + kHeaderSize, q.question.name, q.question.name_len);
-  for (uint16_t offset : ttl_offsets) {
+  if (!fits) {
+    // ANCOUNT, NSCOUNT, ARCOUNT: the kept records fill the sections in order.
+    size_t left = kept;
+    for (size_t count_at : {6, 8, 10}) {
+      uint16_t count = uint16_t(std::min<size_t>(get16(p + count_at), left));
+      put16(p + count_at, count);
+      left -= count;
+    }
+  }
+  for (uint16_t offset : ttl_offsets.first(kept)) {
     uint32_t ttl = get32(stored.data() + offset);
     put32(p + offset, fixed_ttl ? fixed_ttl : (ttl > elapsed ? ttl - elapsed : 0));
   }
-  size_t len = stored.size();
   if (q.edns.present) len = append_opt(out, len, q.edns.do_bit, 0);
   return len;
 }

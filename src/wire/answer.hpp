@@ -49,13 +49,23 @@ struct PreparedAnswer {
 bool prepare_answer(std::span<const uint8_t> reply, const TtlPolicy& policy,
                     std::span<const uint8_t> zone, PreparedAnswer& out);
 
+// What render_answer sends in place of an answer larger than the client's limit; TC=1 either way.
+enum class Overflow : uint8_t {
+  // No records, NOERROR: a cache's answer is relayed whole (over TCP) or not at all.
+  kEmpty,
+  // The rcode and the whole records that fit, in order (answers first), as miekg/dns's
+  // Msg.Truncate leaves CoreDNS's answers.
+  kLeadingRecords,
+};
+
 // Serves a stored answer to client query `q`: writes it to `out` with the client's ID, flags and
 // question case, each TTL lowered by `elapsed` seconds (or set to `fixed_ttl` when non-zero, for
 // stale answers), and OPT appended when the client used EDNS. An answer larger than `limit`
-// becomes an empty TC=1 answer. Returns the length written.
+// becomes what `overflow` says. `ttl_offsets` must list every stored record's, in order. Returns
+// the length written.
 size_t render_answer(std::span<const uint8_t> stored, std::span<const uint16_t> ttl_offsets,
                      uint32_t elapsed, uint32_t fixed_ttl, const Query& q, size_t limit,
-                     std::span<uint8_t> out);
+                     std::span<uint8_t> out, Overflow overflow = Overflow::kEmpty);
 
 // Reads a possibly compressed name at `pos` into `out` lower-cased; returns the offset after the
 // name in the message, or 0 if malformed (bad pointer, loop, too long).

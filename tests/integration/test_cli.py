@@ -9,7 +9,8 @@ from harness import tcp, udp
 
 SVC0 = "svc0.ns0.svc.cluster.local"
 FLAGS = ["--listen", "--upstream", "--forward", "--cache-size", "--min-ttl", "--max-ttl", "--neg-ttl",
-         "--upstream-timeout", "--resolve-timeout", "--tcp-idle-timeout", "--log-level", "--watch-config", "--help"]
+         "--upstream-timeout", "--resolve-timeout", "--tcp-idle-timeout", "--log-level", "--watch-config",
+         "--kube-ttl", "--help"]
 
 
 def run(readyns_bin, *args):
@@ -34,6 +35,7 @@ def test_help_documents_every_flag(readyns_bin):
     (["--upstream", "127.0.0.1:53", "--forward", "cluster.local=10.0.0.1:x"], "10.0.0.1:x"),
     (["--upstream", "127.0.0.1:53", "--cache-size", "lots"], "lots"),
     (["--upstream", "127.0.0.1:53", "--max-ttl", "-1"], "-1"),
+    (["--upstream", "127.0.0.1:53", "--kube-ttl", "3601"], "--kube-ttl: expected a number from 0 to 3600"),
     (["--upstream", "127.0.0.1:53", "--watch-config"], "--watch-config"),
     (["--upstream", "127.0.0.1:0"], "127.0.0.1:0"),
     (["--upstream", "127.0.0.1:53", "--forward", "cluster.local=127.0.0.1:0"], "127.0.0.1:0"),

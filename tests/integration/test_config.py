@@ -106,6 +106,7 @@ def test_check_config_accepts_a_valid_file(readyns_bin, tmp_path):
     ("upstreams: [192.0.2.1]\ncache:\n  size: -3\n", ":3: cache.size: expected a number from 1"),
     ("upstreams: [192.0.2.1]\nlisten:\n  - 127.0.0.1:53\n  - 300.0.0.1:53\n", ":4: listen[1]: bad address"),
     ("upstreams: [192.0.2.1]\nkube:\n  mode: sometimes\n", ":3: kube.mode: expected off, auto or on"),
+    ("upstreams: [192.0.2.1]\nkube:\n  ttl: 3601\n", ":3: kube.ttl: expected a number from 0 to 3600"),
     ("listen: [127.0.0.1:5353]\n", ": upstreams: no upstream for the default zone"),
     ("upstreams: [192.0.2.1\n", ":2: bad YAML"),
 ])

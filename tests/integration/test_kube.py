@@ -1,6 +1,7 @@
 # Headless Services answered from EndpointSlices: the real binary against the fake API server.
 #
 # The binary is asked over DNS.
+import signal
 import socket
 import threading
 import time
@@ -122,6 +123,7 @@ def test_ready_endpoints_only(api, upstream, watching):
     assert msg.rcode() == dns.rcode.NOERROR
     assert addresses(msg) == ["10.244.1.2", "10.244.1.5"]  # both slices, ready ones only
     assert all(rrset.ttl <= TABLE_TTL for rrset in msg.answer)
+    assert msg.flags & dns.flags.AA  # authoritative, as CoreDNS's kubernetes plugin
     assert upstream.count() == 0
 
 
@@ -151,6 +153,7 @@ def test_no_usable_endpoint_is_nxdomain(api, upstream, watching):
         for qtype in ("A", "AAAA", "SRV"):
             msg = ask(server, name, qtype)
             assert msg.rcode() == dns.rcode.NXDOMAIN, (name, qtype)
+            assert msg.flags & dns.flags.AA, (name, qtype)
             assert soa_only_authority(msg), msg
             assert msg.authority[0].name.to_text() == "cluster.local."
     assert upstream.count() == 0
@@ -217,7 +220,8 @@ def test_per_endpoint_names(api, upstream, watching):
 
 def test_ipv6_slices(api, upstream, watching):
     api.push("ADDED", endpoint_slice("v6-a", "ns", "v6", [endpoint("fd00::1"), endpoint("fd00::2", hostname="db-0"),
-                                                         endpoint("fd00::3", ready=False)], address_type="IPv6"))
+                                                         endpoint("fd00::3", ready=False), endpoint("fd00:1::")],
+                                     address_type="IPv6"))
     # Dual stack: one Service, a slice per family.
     api.push("ADDED", endpoint_slice("ds-v4", "ns", "ds", [endpoint("10.244.3.1")]))
     api.push("ADDED", endpoint_slice("ds-v6", "ns", "ds", [endpoint("fd00::31")], address_type="IPv6"))
@@ -225,14 +229,18 @@ def test_ipv6_slices(api, upstream, watching):
     v6 = f"v6.ns.{DOMAIN}"
     msg = ask(server, v6, "AAAA")
     assert [rrset.rdtype for rrset in msg.answer] == [dns.rdatatype.AAAA]
-    assert addresses(msg) == ["fd00::1", "fd00::2"]
+    assert addresses(msg) == ["fd00:1::", "fd00::1", "fd00::2"]
     no_a = ask(server, v6, "A")
     assert no_a.rcode() == dns.rcode.NOERROR and soa_only_authority(no_a)
     assert addresses(ask(server, f"fd00--1.{v6}", "AAAA")) == ["fd00::1"]
     assert addresses(ask(server, f"db-0.{v6}", "AAAA")) == ["fd00::2"]
+    # CoreDNS's name for an address ending in "::": a '0' after the trailing '-'.
+    assert addresses(ask(server, f"fd00-1--0.{v6}", "AAAA")) == ["fd00:1::"]
     srv = ask(server, f"_http._tcp.{v6}", "SRV")
+    assert sorted(r.target.to_text() for rrset in srv.answer for r in rrset) == \
+        [f"db-0.{v6}.", f"fd00--1.{v6}.", f"fd00-1--0.{v6}."]
     assert sorted(rrset.rdtype for rrset in srv.additional if rrset.rdtype != dns.rdatatype.OPT) == \
-        [dns.rdatatype.AAAA, dns.rdatatype.AAAA]
+        [dns.rdatatype.AAAA] * 3
     assert a(server, f"ds.ns.{DOMAIN}") == ["10.244.3.1"]
     assert addresses(ask(server, f"ds.ns.{DOMAIN}", "AAAA")) == ["fd00::31"]
     assert upstream.count() == 0
@@ -253,7 +261,9 @@ def test_other_names_go_upstream(api, upstream, watching):
         "hl.ns.svc.other.local": [],  # the same labels under another cluster domain
     }
     for name, expected in forwarded.items():
-        assert a(server, name) == expected, name
+        msg = ask(server, name)
+        assert addresses(msg) == expected, name
+        assert not msg.flags & dns.flags.AA, name  # a cache's answer, not the table's
         assert upstream.count(name) == 1, name
     # Two labels in front that are not _port._proto: CoreDNS's to interpret, so forwarded.
     ask(server, f"x.y.hl.ns.{DOMAIN}")
@@ -272,10 +282,56 @@ def test_other_types_and_truncation(api, upstream, watching):
     txt = ask(server, HL, "TXT")
     assert txt.rcode() == dns.rcode.NOERROR and soa_only_authority(txt)
     big = f"big.ns.{DOMAIN}"
-    plain_udp = udp(server.port, harness.make_query(big))  # no EDNS: 512 bytes at most
-    assert plain_udp.flags & dns.flags.TC and not plain_udp.answer
+    every = [f"10.244.8.{i}" for i in range(1, 61)]
+    # As CoreDNS truncates: the whole records that fit, in order, with TC=1. Header and question
+    # take 12 + 26 + 4 bytes, each A record 16 (its owner a pointer to the question).
+    for edns, limit in ((None, 512), (0, 512), (0, 700)):
+        query = harness.make_query(big, edns=edns, payload=limit)
+        wire = harness.udp_exchange(server.port, query)
+        assert wire is not None and len(wire) <= limit, (edns, limit)
+        truncated = dns.message.from_wire(wire)
+        assert truncated.flags & dns.flags.TC and truncated.flags & dns.flags.AA
+        assert truncated.rcode() == dns.rcode.NOERROR
+        fitting = (limit - 42 - (0 if edns is None else 11)) // 16
+        assert [r.address for rrset in truncated.answer for r in rrset] == every[:fitting], (edns, limit)
+        assert (truncated.edns >= 0) == (edns is not None)
     full = harness.tcp(server.port, harness.make_query(big))
+    assert not full.flags & dns.flags.TC
     assert len(addresses(full)) == 60
+    assert upstream.count() == 0
+
+
+@pytest.mark.parametrize("given,ttl", [("flag", 0), ("flag", 60), ("file", 3600)])
+def test_kube_ttl(api, upstream, watching, tmp_path, given, ttl):
+    api.push("ADDED", endpoint_slice("web-a", "ns", "web", [endpoint("10.244.2.1", hostname="web-0")]))
+    config = tmp_path / "readyns.yaml"
+    if given == "flag":
+        server = watching("--kube-ttl", str(ttl))
+    else:
+        config.write_text(f"kube: {{ttl: {ttl}}}\n")
+        server = watching("--config", str(config))
+    web = f"web.ns.{DOMAIN}"
+
+    def check_ttls():
+        for name, qtype in ((web, "A"), (f"web-0.{web}", "A"), (f"_http._tcp.{web}", "SRV")):
+            msg = ask(server, name, qtype)
+            records = [rrset for rrset in msg.answer + msg.additional if rrset.rdtype != dns.rdatatype.OPT]
+            assert records and all(rrset.ttl == ttl for rrset in records), (name, qtype, msg)
+        # The SOA as CoreDNS's plugin.SOA makes it: TTL the ttl up to 300, MINIMUM the ttl.
+        for name, qtype in ((web, "TXT"), (f"nope.{web}", "A"), (web, "SOA")):
+            msg = ask(server, name, qtype)
+            soa = (msg.answer if qtype == "SOA" else msg.authority)[0]
+            assert soa.rdtype == dns.rdatatype.SOA, (name, qtype)
+            assert (soa.ttl, soa[0].minimum) == (min(ttl, 300), ttl), (name, qtype)
+
+    check_ttls()
+    if given == "file":
+        # Like the other Kubernetes settings, a new TTL needs a restart, and a reload says so.
+        config.write_text("kube: {ttl: 7}\n")
+        server.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: "reloaded settings" in server.log(), 5, "the reload")
+        assert "reload: kube changes need a restart" in server.log()
+        check_ttls()
     assert upstream.count() == 0
 
 

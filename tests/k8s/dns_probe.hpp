@@ -19,8 +19,10 @@ namespace readyns::k8s::testing {
 
 struct Reply {
   bool answered = false;  // false: the table said "not mine"
+  size_t size = 0;        // bytes on the wire
   int rcode = -1;
   bool tc = false;
+  bool aa = false;
   bool has_opt = false;
   uint16_t id = 0;
   std::string question;                                    // the name as echoed, case kept
@@ -77,11 +79,13 @@ inline Reply ask(const EndpointTable& table, const std::string& name, uint16_t q
   Reply reply;
   if (n == 0) return reply;
   reply.answered = true;
+  reply.size = n;
   ldns_pkt* parsed = nullptr;
   if (ldns_wire2pkt(&parsed, out.data(), n) != LDNS_STATUS_OK) return reply;
   std::unique_ptr<ldns_pkt, decltype(&ldns_pkt_free)> pkt(parsed, ldns_pkt_free);
   reply.rcode = ldns_pkt_get_rcode(pkt.get());
   reply.tc = ldns_pkt_tc(pkt.get());
+  reply.aa = ldns_pkt_aa(pkt.get());
   reply.has_opt = ldns_pkt_edns(pkt.get());
   reply.id = ldns_pkt_id(pkt.get());
   char* question = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(pkt.get()), 0)));

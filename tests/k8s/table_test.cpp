@@ -306,6 +306,30 @@ TEST_CASE("SRV answers are shaped as CoreDNS shapes them", "[k8s][table]") {
   }
 }
 
+TEST_CASE("every answer from the table is authoritative, as CoreDNS's", "[k8s][table]") {
+  EndpointTable table = make_table();
+  std::vector<json> many;
+  for (int i = 0; i < 100; ++i) many.push_back(endpoint("10.0.1." + std::to_string(i)));
+  relist(table, {slice("hl0-a", many)});
+  struct Asked {
+    std::string name;
+    uint16_t type;
+    size_t limit;
+  };
+  for (const Asked& asked : {Asked{kSvc, wire::kTypeA, wire::kMaxMessageSize},
+                             Asked{kSvc, wire::kTypeSrv, wire::kMaxMessageSize},
+                             Asked{kSvc, wire::kTypeA, 512},  // truncated
+                             Asked{kSvc, kTxt, wire::kMaxMessageSize},
+                             Asked{kSvc, wire::kTypeSoa, wire::kMaxMessageSize},
+                             Asked{"nope." + kSvc, wire::kTypeA, wire::kMaxMessageSize},
+                             Asked{"nope." + kSvc, wire::kTypeA, 40}}) {
+    INFO(asked.name << " type " << asked.type << " limit " << asked.limit);
+    Reply r = ask(table, asked.name, asked.type, asked.limit);
+    REQUIRE(r.answered);
+    CHECK(r.aa);
+  }
+}
+
 TEST_CASE("IPv6 and dual-stack slices", "[k8s][table]") {
   EndpointTable table = make_table();
   relist(table, {slice("hl0-v4", {endpoint("10.0.0.1", "web-0")}),
@@ -325,6 +349,47 @@ TEST_CASE("IPv6 and dual-stack slices", "[k8s][table]") {
         std::vector<std::string>{srv(kSvc, 33, 8080, web0), srv(kSvc, 33, 8080, dashed)});
   CHECK(r.additional == std::vector<std::string>{a(web0, "10.0.0.1"), web0 + ". 5 AAAA fd00::1",
                                                  dashed + ". 5 AAAA fd00::2"});
+
+  SECTION("an address ending in '::' is named with a '0' after its trailing '-', as CoreDNS") {
+    relist(table, {slice("hl0-v6", {endpoint("2001:db8::")}, http_port(), "hl0", true, "IPv6")});
+    const std::string zero = "2001-db8--0." + kSvc;
+    CHECK(ask(table, zero, wire::kTypeAaaa).answer ==
+          std::vector<std::string>{zero + ". 5 AAAA 2001:db8::"});
+    r = ask(table, kSvc, wire::kTypeSrv);
+    CHECK(r.answer == std::vector<std::string>{srv(kSvc, 100, 8080, zero)});
+    CHECK(r.additional == std::vector<std::string>{zero + ". 5 AAAA 2001:db8::"});
+    CHECK(ask(table, "2001-db8--." + kSvc, wire::kTypeAaaa).rcode == LDNS_RCODE_NXDOMAIN);
+  }
+}
+
+TEST_CASE("the TTL setting is every record's, and the SOA's up to 300, as CoreDNS's ttl",
+          "[k8s][table]") {
+  for (uint32_t ttl : {0u, 30u, 3600u}) {
+    INFO("ttl " << ttl);
+    EndpointTable table({.cluster_domain = "cluster.local", .ttl = ttl});
+    relist(table, {slice("hl0-a", {endpoint("10.0.0.1", "web-0")})});
+    const std::string t = " " + std::to_string(ttl) + " ";
+    CHECK(ask(table, kSvc, wire::kTypeA).answer ==
+          std::vector<std::string>{kSvc + "." + t + "A 10.0.0.1"});
+    Reply r = ask(table, kSvc, wire::kTypeSrv);
+    CHECK(r.answer ==
+          std::vector<std::string>{kSvc + "." + t + "SRV 0 100 8080 web-0." + kSvc + "."});
+    CHECK(r.additional == std::vector<std::string>{"web-0." + kSvc + "." + t + "A 10.0.0.1"});
+    // plugin.SOA: TTL min(ttl, 300), MINIMUM the ttl itself.
+    const std::string soa = "cluster.local. " + std::to_string(std::min(ttl, 300u)) +
+                            " SOA ns.dns.cluster.local. hostmaster.cluster.local. ";
+    const std::string minimum = " 7200 1800 86400 " + std::to_string(ttl);
+    for (const std::string& name : {kSvc, "nope." + kSvc}) {
+      r = ask(table, name, kTxt);
+      REQUIRE(r.authority.size() == 1);
+      CHECK_THAT(r.authority[0], StartsWith(soa));
+      CHECK(r.authority[0].ends_with(minimum));
+    }
+    r = ask(table, kSvc, wire::kTypeSoa);
+    REQUIRE(r.answer.size() == 1);
+    CHECK_THAT(r.answer[0], StartsWith(soa));
+    CHECK(r.answer[0].ends_with(minimum));
+  }
 }
 
 TEST_CASE("a Service merges its slices, each replaced by name", "[k8s][table]") {
@@ -505,13 +570,29 @@ TEST_CASE("answers honour the size limit and EDNS", "[k8s][table]") {
   for (int i = 0; i < 100; ++i) many.push_back(endpoint("10.0.1." + std::to_string(i)));
   relist(table, {slice("hl0-a", many)});
 
+  std::vector<std::string> all;
+  for (int i = 0; i < 100; ++i) all.push_back(a(kSvc, "10.0.1." + std::to_string(i)));
+  auto first = [&](size_t n) {
+    return std::vector<std::string>(all.begin(), all.begin() + long(n));
+  };
+
+  // As CoreDNS truncates (miekg/dns's Msg.Truncate): the whole records that fit, TC=1. Header and
+  // question take 12 + 27 + 4 bytes, and each A record 16 (its owner a pointer to the question).
   Reply r = ask(table, kSvc, wire::kTypeA, 512);
-  CHECK(r.answered);
   CHECK(r.tc);
-  CHECK(r.answer.empty());
-  r = ask(table, kSvc, wire::kTypeA);
+  CHECK(r.rcode == LDNS_RCODE_NOERROR);
+  CHECK(r.answer == first((512 - 43) / 16));
+  CHECK(r.size == 43 + (512 - 43) / 16 * 16);
+  r = ask(table, kSvc, wire::kTypeA, 512, true);  // the OPT's 11 bytes count against the limit
+  CHECK(r.tc);
+  CHECK(r.has_opt);
+  CHECK(r.answer == first((512 - 11 - 43) / 16));
+  r = ask(table, kSvc, wire::kTypeA, 43 + 16 * 100 - 1);
+  CHECK(r.tc);
+  CHECK(r.answer == first(99));
+  r = ask(table, kSvc, wire::kTypeA, 43 + 16 * 100);
   CHECK_FALSE(r.tc);
-  CHECK(r.answer.size() == 100);
+  CHECK(r.answer == all);
 
   r = ask(table, kSvc, wire::kTypeA, wire::kMaxMessageSize, true);
   CHECK(r.has_opt);
@@ -520,9 +601,50 @@ TEST_CASE("answers honour the size limit and EDNS", "[k8s][table]") {
   CHECK(r.has_opt);
   CHECK(r.rcode == LDNS_RCODE_NXDOMAIN);
   CHECK(is_soa_authority(r));
-  r = ask(table, "nope." + kSvc, wire::kTypeA, 40);
+  // Without room for the SOA: TC=1, and the rcode still says the name does not exist.
+  r = ask(table, "nope." + kSvc, wire::kTypeA, 40, true);
   CHECK(r.tc);
+  CHECK(r.rcode == LDNS_RCODE_NXDOMAIN);
   CHECK(r.authority.empty());
+  CHECK(r.has_opt);
+}
+
+TEST_CASE("a truncated SRV answer keeps its leading whole records", "[k8s][table]") {
+  EndpointTable table = make_table();
+  std::vector<json> endpoints;
+  for (int i = 0; i < 10; ++i) {
+    endpoints.push_back(endpoint("10.0.2." + std::to_string(i), "web-" + std::to_string(i)));
+  }
+  json ports = json::array({{{"name", "http"}, {"protocol", "TCP"}, {"port", 8080}},
+                            {{"name", "metrics"}, {"protocol", "TCP"}, {"port", 9090}}});
+  relist(table, {slice("hl0-a", endpoints, ports)});
+  const Reply whole = ask(table, kSvc, wire::kTypeSrv);
+  REQUIRE(whole.answer.size() == 20);
+  REQUIRE(whole.additional.size() == 10);
+  auto starts = [](const std::vector<std::string>& part, const std::vector<std::string>& of) {
+    return part.size() <= of.size() && std::equal(part.begin(), part.end(), of.begin());
+  };
+  for (bool edns : {false, true}) {
+    size_t kept_before = 0;
+    for (size_t limit = 0; limit <= whole.size + (edns ? wire::kOptRecordSize : 0); ++limit) {
+      INFO("EDNS " << edns << ", limit " << limit);
+      Reply r = ask(table, kSvc, wire::kTypeSrv, limit, edns);
+      REQUIRE(r.answered);
+      CHECK(r.rcode == LDNS_RCODE_NOERROR);
+      CHECK(r.has_opt == edns);
+      // Answers first; an additional record only once every answer is in.
+      CHECK(starts(r.answer, whole.answer));
+      CHECK(starts(r.additional, whole.additional));
+      CHECK((r.additional.empty() || r.answer.size() == whole.answer.size()));
+      size_t kept = r.answer.size() + r.additional.size();
+      CHECK(r.tc == (kept < 30));
+      // One record more each time the limit reaches its end: none that fits is left out.
+      if (kept > 0) CHECK(r.size <= limit);
+      CHECK((kept == kept_before || (kept == kept_before + 1 && r.size == limit)));
+      kept_before = kept;
+    }
+    CHECK(kept_before == 30);
+  }
 }
 
 TEST_CASE("readers see whole answers while the watcher writes", "[k8s][table]") {

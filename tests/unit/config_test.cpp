@@ -139,6 +139,7 @@ kube:
   ca_file: /run/ca.crt
   namespaces: [default, kube-system]
   cluster_domain: corp.example
+  ttl: 30
 threads: 4
 log_level: debug
 health: 127.0.0.1:18080
@@ -185,6 +186,7 @@ TEST_CASE("config: every key is read into its option") {
   CHECK(o.kube_ca_file == "/run/ca.crt");
   CHECK(o.kube_namespaces == Strings{"default", "kube-system"});
   CHECK(o.cluster_domain == "corp.example");
+  CHECK(o.kube_ttl == 30);
   CHECK(o.threads == 4);
   CHECK(o.log_level == "debug");
   CHECK(o.health == "127.0.0.1:18080");
@@ -300,9 +302,10 @@ TEST_CASE("config: bad values and wrong types are refused with file, line and ke
       Case{"kube:\n  namespaces: [default, Kube_System]\n",
            "F:2: kube.namespaces[1]: bad namespace name 'Kube_System'"},
       Case{"kube:\n  cluster_domain: .\n", "F:2: kube.cluster_domain: bad domain name '.'"},
+      Case{"kube:\n  ttl: 3601\n", "F:2: kube.ttl: expected a number from 0 to 3600, got '3601'"},
       Case{"kube: on\n",
            "F:1: kube: expected a mapping of settings (mode, api, token_file, ca_file, namespaces, "
-           "cluster_domain); did you mean kube.mode?"},
+           "cluster_domain, ttl); did you mean kube.mode?"},
       Case{"upstream: 192.0.2.1\n",
            "F:1: upstream: expected a mapping of settings (timeout_ms, resolve_timeout_ms, "
            "max_in_flight, randomize_case, stale_answer_timeout_ms); did you mean upstreams?"},

@@ -1688,6 +1688,55 @@ TEST_CASE("render_answer truncates answers over the limit", "[wire][render]") {
   }
 }
 
+TEST_CASE("render_answer can keep the leading whole records that fit", "[wire][render]") {
+  ReplySpec spec;
+  spec.answer = {"svc.ns.svc.cluster.local. 20 IN A 10.0.0.1",
+                 "svc.ns.svc.cluster.local. 30 IN A 10.0.0.2"};
+  spec.authority = {"cluster.local. 40 IN NS ns.dns.cluster.local."};
+  spec.additional = {"ns.dns.cluster.local. 50 IN A 10.0.0.53"};
+  Bytes stored = build_reply(spec);
+  std::vector<Rec> records = records_of(stored);
+  REQUIRE(records.size() == 4);
+  std::vector<uint16_t> offsets;
+  for (const Rec& r : records) offsets.push_back(uint16_t(r.ttl_offset));
+  uint8_t out[4096];
+  Query q;
+  for (bool edns : {false, true}) {
+    Bytes m = client_query(edns, true);
+    REQUIRE(parse_query(m, q) == QueryCheck::kOk);
+    size_t opt_size = edns ? kOptRecordSize : 0;
+    for (size_t limit = q.question_end + opt_size; limit <= stored.size() + opt_size; ++limit) {
+      INFO("EDNS " << edns << ", limit " << limit);
+      size_t len = render_answer(stored, offsets, 5, 0, q, limit, out, Overflow::kLeadingRecords);
+      REQUIRE(len > 0);
+      Bytes got(out, out + len);
+      CHECK(ldns_parses(got));
+      std::vector<Rec> kept = records_of(got);
+      if (edns) {
+        REQUIRE_FALSE(kept.empty());
+        CHECK(kept.back().type == kTypeOpt);
+        CHECK(out[len - 4] == 0x80);  // DO echoed
+        kept.pop_back();
+      }
+      // As many records as fit, in order, each in its own section, TTLs counted down.
+      size_t fitting = 0;
+      for (uint16_t offset : offsets) {
+        fitting += offset + 6u + get16(&stored[offset + 4]) + opt_size <= limit;
+      }
+      REQUIRE(kept.size() == fitting);
+      for (size_t i = 0; i < kept.size(); ++i) {
+        CHECK(kept[i].owner == records[i].owner);
+        CHECK(kept[i].section == records[i].section);
+        CHECK(kept[i].ttl == records[i].ttl - 5);
+      }
+      CHECK(len <= limit);
+      CHECK(bool(out[2] & kFlagTc) == (kept.size() < records.size()));
+      CHECK(get16(out) == 0x9999);
+      CHECK(rcode_of(out) == kNoError);
+    }
+  }
+}
+
 TEST_CASE("prepare_answer drops bytes after the last record", "[wire]") {
   // Header (1 question, 1 answer), question a.cluster.local A IN, one A record, then junk.
   std::vector<uint8_t> reply = {0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0};
