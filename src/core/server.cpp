@@ -79,9 +79,21 @@ struct Server::Impl {
   std::vector<std::unique_ptr<admin::HttpServer>> admin_servers;
   std::unique_ptr<config::FileWatch> config_watch;  // on the admin loop too
   std::thread admin_thread;
+  bool admin_loop_ready = false;
   bool admin_ran = false;
 
   explicit Impl(const Options& given) : options(core::checked_options(given, true)) {
+    // A part that cannot start (a listen address, the API under --kube=on, an admin address)
+    // throws after loops and their handles exist: close what was built, as the destructor does.
+    try {
+      build();
+    } catch (...) {
+      tear_down();
+      throw;
+    }
+  }
+
+  void build() {
     const Options& o = options;
     core::WorkerSettings settings = core::worker_settings(o, &servers);
     if (o.query_log && !spdlog::get("query")) {
@@ -102,13 +114,14 @@ struct Server::Impl {
     }
 
     for (unsigned i = 0; i < o.threads; ++i) {
+      // Bound before the thread's loop exists, so that failing leaves nothing of it to close.
+      core::ListenSockets sockets = core::bind_listeners(o, /*first=*/i == 0);
       auto t = std::make_unique<Thread>();
       uv_loop_init(&t->loop);
       t->transport = std::make_unique<net::UvTransport>(
           &t->loop, net::UvTransportSettings{.tcp_idle_timeout_ms = o.tcp_idle_timeout_ms});
       t->worker = std::make_unique<core::Worker>(&t->loop, settings, *cache, mesh, *t->transport,
                                                  local.get());
-      core::ListenSockets sockets = core::bind_listeners(o, /*first=*/i == 0);
       t->worker->add_listeners(sockets.udp, sockets.tcp, tcp, *connections);
       uv_async_init(&t->loop, &t->reconfigure_async, [](uv_async_t* a) {
         Thread& th = *static_cast<Thread*>(a->data);
@@ -151,6 +164,7 @@ struct Server::Impl {
 
   void start_admin(const Options& o) {
     uv_loop_init(&admin_loop);
+    admin_loop_ready = true;
     uv_async_init(&admin_loop, &admin_stop, [](uv_async_t* a) {
       auto* impl = static_cast<Impl*>(a->data);
       for (auto& s : impl->admin_servers) s->close();
@@ -361,8 +375,10 @@ struct Server::Impl {
     }
   }
 
-  ~Impl() {
-    if (!admin_ran) stop_admin();
+  ~Impl() { tear_down(); }
+
+  void tear_down() {
+    if (admin_loop_ready && !admin_ran) stop_admin();
     for (auto& t : threads) {
       if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&t->stop_async))) stop_now(*t);
       uv_run(&t->loop, UV_RUN_DEFAULT);  // let every handle finish closing
