@@ -256,6 +256,7 @@ def test_pipelined_answers_go_out_as_they_complete(fault, readyns):
         s.sendall(b"".join(struct.pack("!H", len(w)) + w for w in (slow.to_wire(), fast.to_wire())))
         first = dns.message.from_wire(harness.tcp_recv(s))
         assert first.id == fast.id, "the hit waited for the miss queued before it"
+        harness.wait_until(lambda: upstream.count(SVC0) == 1, 5, "the miss at the upstream")
         assert upstream.release() == 1
         second = dns.message.from_wire(harness.tcp_recv(s))
     assert second.id == slow.id
