@@ -54,8 +54,10 @@ Key make_key(const wire::Question& q, bool do_bit, uint8_t* buf) {
 
 Cache::Cache(Settings settings)
     : settings_(settings),
-      shards_(std::clamp<size_t>(settings.shards, 1,
-                                 std::max<size_t>(settings.max_entries / kMinEntriesPerShard, 1))) {
+      shards_(std::clamp<size_t>(
+          settings.shards, 1,
+          std::max<size_t>(
+              settings.max_entries / std::max<size_t>(settings.min_entries_per_shard, 1), 1))) {
   // Split max_entries and max_bytes exactly, so the bounds hold however small they are.
   size_t n = shards_.size();
   for (size_t i = 0; i < n; ++i) {

@@ -44,18 +44,17 @@ struct EntryView {
 
 enum class Found : uint8_t { kMiss, kFresh, kStale };
 
-// Each shard evicts its own least recently used entry. With this many entries a shard that is
-// the cache's LRU within hashing noise; a smaller cache gets fewer shards, down to one, which is
-// exactly LRU (32 shards of 1 entry would evict a name for its hash with the cache near empty).
-constexpr size_t kMinEntriesPerShard = 1024;
-
 struct Settings {
   size_t max_entries = 100000;
   // Bytes the entries may take (their headers, TTL offsets and answers), so that large answers
   // cannot grow the cache past its memory budget however few they are.
   size_t max_bytes = size_t(128) << 20;
-  // At most; fewer when the cache is small (see kMinEntriesPerShard).
+  // At most; fewer when the cache is small. Each shard evicts its own least recently used entry:
+  // with min_entries_per_shard or more in each that is the cache's LRU within hashing noise, and
+  // a smaller cache gets fewer shards, down to one, exactly LRU (32 shards of 1 entry would evict
+  // a name for its hash with the cache near empty).
   unsigned shards = 32;
+  size_t min_entries_per_shard = 1024;
   uint32_t stale_max = 0;  // seconds an expired entry may still be served (RFC 8767); 0: never
 };
 

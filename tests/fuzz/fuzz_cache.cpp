@@ -36,7 +36,9 @@ struct ModelShard {
 class Model {
  public:
   Model(const cache::Settings& s) : stale_max_(s.stale_max) {
-    size_t n = std::clamp<size_t>(s.shards, 1, std::max<size_t>(s.max_entries, 1));
+    size_t n = std::clamp<size_t>(
+        s.shards, 1,
+        std::max<size_t>(s.max_entries / std::max<size_t>(s.min_entries_per_shard, 1), 1));
     shards_.resize(n);
     for (size_t i = 0; i < n; ++i) {
       shards_[i].capacity = std::max<size_t>(1, s.max_entries / n + (i < s.max_entries % n));
@@ -148,6 +150,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   cache::Settings settings{.max_entries = in.ConsumeIntegralInRange<size_t>(0, 40),
                            .shards = in.ConsumeIntegralInRange<unsigned>(0, 6),
+                           // Small, so that a small capacity still has several shards.
+                           .min_entries_per_shard = in.ConsumeIntegralInRange<size_t>(0, 4),
                            .stale_max = in.ConsumeIntegralInRange<uint32_t>(0, 20)};
   // Keys whose hashes collide: the same shard and bucket for many of them.
   uint64_t hash_mask = in.ConsumeBool() ? ~0ull : 0xc000000000000003ull;

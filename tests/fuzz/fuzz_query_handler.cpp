@@ -345,6 +345,7 @@ void run(Reader& in) {
   std::vector<std::unique_ptr<Client>> clients;  // outlive the workers: waiters hold references
   cache::Cache cache({.max_entries = size_t(1 + s2 % 16),
                       .shards = unsigned(1 + s2 / 64),
+                      .min_entries_per_shard = 1,  // several shards however small
                       .stale_max = std::array<uint32_t, 4>{0, 10, 3600, 1}[s3 & 3]});
   core::Mesh mesh;
   upstream::ServerPool pool;  // upstream health, shared by both workers
