@@ -2,7 +2,7 @@
 # Measures how long an endpoint marked not-ready keeps being answered.
 #
 # readyns' watcher vs a plain TTL cache.
-"""Usage: bench/freshness.py [--trials 50] [--interval-ms 5] [--ttl 30] [--readyns PATH] [--out FILE]
+"""Usage: bench/freshness.py [--trials 50] [--interval-ms 5] [--ttl 30] [--out FILE]
 
 For each of `--trials` headless Services (one trial each, two ready endpoints), clients ask the
 Service's A record every `--interval-ms`; a watch event then marks one endpoint not ready, and the
