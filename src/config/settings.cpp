@@ -70,8 +70,8 @@ std::string resolved_upstream_problem(std::string_view text) {
     return "'" + std::string(text) + "' not read yet (config::expand_resolv_conf)";
   }
   std::optional<net::Address> address = net::parse_address(text, 53);
-  if (address && address->port() == 0) return "bad address '" + std::string(text) + "' (port 0)";
-  return address_problem(text, 53);
+  if (!address) return address_problem(text, 53);
+  return address->port() == 0 ? "bad address '" + std::string(text) + "' (port 0)" : "";
 }
 
 // Off when empty; otherwise the port is required, since these have no conventional one.

@@ -75,8 +75,8 @@ ListenSockets bind_listeners(const Options& o, bool first) {
   for (const std::string& text : o.listen) {
     net::Address at = address(text);
     for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
-      int fd = first ? net::check_address_free(at, type) : 0;
-      if (fd == 0) fd = net::bind_socket(at, type);
+      int taken = first ? net::check_address_free(at, type) : 0;
+      int fd = taken < 0 ? taken : net::bind_socket(at, type);
       if (fd < 0) {
         for (int open : sockets.udp) ::close(open);
         for (int open : sockets.tcp) ::close(open);

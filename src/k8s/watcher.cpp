@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "k8s/curl_uv.hpp"
 
@@ -46,8 +47,7 @@ struct Watcher::Stream {
   std::string continue_token;    // of a paged list under way
   std::vector<Slice> pending;    // its pages so far
   std::string body;              // the list's body, an error body, or the unfinished watch line
-  bool relist = false;           // the watch reported an ERROR: list before watching again
-  bool relist_now = false;       // ... and it was a 410, which is no trouble of the server's
+  std::optional<int32_t> watch_error;  // the code of the ERROR event that ended the watch
   bool watch_had_lines = false;
   uint64_t watch_started_ms = 0;  // loop time
   unsigned failures = 0;          // in a row, for the backoff
@@ -216,7 +216,7 @@ void Watcher::begin_watch(Stream& s) {
   curl_slist* headers = nullptr;
   CURL* easy = new_request(s, url, headers, long(timeout_s) * 1000 + kWatchGraceMs);
   s.watching = true;
-  s.relist = false;
+  s.watch_error.reset();
   s.watch_had_lines = false;
   s.watch_started_ms = uv_now(loop_);
   curl_->start(easy, headers, [this, &s](CURL* done, CURLcode result) {
@@ -229,12 +229,13 @@ void Watcher::begin_watch(Stream& s) {
 
 void Watcher::on_watch_done(Stream& s, long status, CURLcode result) {
   std::string scope = s.namespace_name.empty() ? "all namespaces" : s.namespace_name;
-  if (status == 410 || (s.relist && s.relist_now)) {
+  if (status == 410 || s.watch_error == 410) {
     s.must_list = true;
     spdlog::info("k8s: resourceVersion {} is too old in {}: relisting", s.resource_version, scope);
     return begin_list(s);
   }
-  if (s.relist) {  // any other ERROR, logged: relist after a pause, lest a failing server loop us
+  if (s.watch_error) {  // any other ERROR, logged: relist after a pause, lest a failing server loop
+                        // us
     s.must_list = true;
     return retry_later(s);
   }
@@ -280,9 +281,8 @@ bool Watcher::apply_event(Stream& s, std::string_view line) {
   s.watch_had_lines = true;
   bool go_on = true;
   if (type == EventType::kError) {
-    s.relist = true;
-    s.relist_now = event->status_code == 410;
-    if (!s.relist_now) {
+    s.watch_error = event->status_code;
+    if (event->status_code != 410) {
       spdlog::warn("k8s: the watch reported an error {}: {}: relisting", event->status_code,
                    event->message);
     }
