@@ -13,10 +13,12 @@ import sys
 WORKLOADS = ("hit", "ndots", "miss")
 FIELDS = ("offered_qps", "answered_qps", "completed", "cpu_us_per_query", "latency_ms", "lost_pct",
           "bad_rcodes", "server_cpu_pct", "upstream_queries", "others_cpu_pct", "undisturbed")
-LABEL = {"floor": "floor (bench/floor.c)", "knotd": "knotd (upstream, direct)", "readyns": "readyns",
+LABEL = {"floor": "floor (bench/floor.c)", "floor-epoll": "epoll floor (floor.c --epoll)",
+         "floor-relay": "relay floor (floor.c --relay)", "knotd": "knotd (upstream, direct)", "readyns": "readyns",
          "unbound": "unbound", "dnsmasq": "dnsmasq", "dnsdist": "dnsdist", "pdns": "pdns-recursor",
          "kresd": "knot-resolver"}
 PEERS = ("unbound", "dnsmasq", "dnsdist", "pdns", "kresd")
+ECHOES = ("floor", "floor-epoll")   # answer without an upstream: no miss latency, no cache
 
 
 def read_tsv(path):
@@ -48,6 +50,8 @@ def load(work):
         notes.setdefault(server, []).append(text)
         if server not in order and server in LABEL:
             order.append(server)
+    started = list(per_server)   # meta.tsv names each server's version as it starts
+    order.sort(key=lambda s: started.index(s) if s in started else len(started))
     return runs, meta, per_server, notes, order
 
 
@@ -118,14 +122,15 @@ def markdown(res, cost, med):
             continue
         miss_lat = med(s, "miss", "latency_ms")
         added = ""
-        if miss_lat is not None and direct_miss is not None and s not in ("knotd", "floor"):
+        if miss_lat is not None and direct_miss is not None and s != "knotd" and s not in ECHOES:
             added = f" ({miss_lat - direct_miss:+.2f})"
         lost = "/".join(fmt(med(s, wl, "lost_pct"), 2) for wl in WORKLOADS)
         out.append(f"| {e['label']} | {e['version']} | {fmt(cost(s, 'hit'))} | {fmt(cost(s, 'ndots'))} | "
                    f"{fmt(cost(s, 'miss'))} | {fmt(med(s, 'hit', 'latency_ms'), 3)} | "
                    f"{fmt(med(s, 'ndots', 'latency_ms'), 3)} | {fmt(miss_lat, 3)}{added} | {lost} |")
-    out += ["", "The floor's miss figure is its echo at the miss rate: the kernel's share of a query at that lower "
-            "load (fewer queries per wake-up), not a cache miss.", "",
+    out += ["", "The echoing floors' miss figures are their echo at the miss rate: the kernel's share of a query at "
+            "that lower load (fewer queries per wake-up), not a cache miss. The relay floor relays every query "
+            "to knotd and back from two threads blocked in recvmmsg: the least any forwarder costs per miss.", "",
             "## Memory, peak throughput, cache check", "",
             "| server | RSS after warm-up MiB | RSS after miss runs MiB | "
             f"RSS after {settings.get('fill', '0')} more names MiB (names answered) | peak qps (server CPU %) | "
@@ -141,7 +146,7 @@ def markdown(res, cost, med):
         filled = f"{fmt(rss3)} ({e['fill_answered']:,.0f})" if rss3 is not None else "–"
         pq, pu = med(s, "peak", "answered_qps"), med(s, "peak", "server_cpu_pct")
         peak = f"{pq:,.0f} ({pu:.0f}%)" if pq is not None else "–"
-        up = "n/a" if s in ("floor", "knotd") else \
+        up = "n/a" if s in ECHOES + ("floor-relay", "knotd") else \
             f"{sum(r['upstream_queries'] for wl in ('hit', 'ndots') for r in e['workloads'].get(wl, {}).get('reps', [])):.0f}"
         bad = sum(r["bad_rcodes"] for w in e["workloads"].values() for r in w["reps"])
         dist = sum(w["median"]["runs_disturbed"] for w in e["workloads"].values())
@@ -159,10 +164,48 @@ def markdown(res, cost, med):
         for p, r in res["ratios_readyns_over_peer"].items():
             out.append(f"| {servers[p]['label']} | " + " | ".join(fmt(r[wl], 2) for wl in WORKLOADS) + " |")
         out.append("")
+    out += targets(servers, cost, med, settings)
     noted = [(e["label"], n) for e in servers.values() for n in e["notes"]]
     if noted:
         out += ["## Notes", ""] + [f"- {label}: {n}" for label, n in noted] + [""]
     return "\n".join(out)
+
+
+def targets(servers, cost, med, settings):
+    """Issue #4's targets against this run, each also applied to the floors: a bound that even a floor misses
+    cannot be met by any server of that shape on this machine."""
+    hit = {s: cost(s, "hit") for s in servers}
+    peers = {p: hit[p] for p in PEERS if hit.get(p)}
+    if not hit.get("readyns"):
+        return []
+    direct = med("knotd", "miss", "latency_ms")
+
+    def added(s):
+        lat = med(s, "miss", "latency_ms")
+        return None if lat is None or direct is None else (lat - direct) * 1000
+
+    def row(name, bound, value, floors, unit="µs", digits=1):
+        met = "–" if bound is None or value is None else ("yes" if value <= bound else "no")
+        shown = ", ".join(f"{LABEL[f].split(' (')[0]} {fmt(v, digits)}" for f, v in floors if v is not None) or "–"
+        return f"| {name} | {fmt(bound, digits)} {unit} | {fmt(value, digits)} {unit} | {met} | {shown} |"
+
+    out = ["## Issue #4 targets in this run", "",
+           "| target | bound | readyns | met | floors against the same bound |", "|---|---|---|---|---|"]
+    if peers:
+        best = min(peers, key=peers.get)
+        out.append(row(f"hit ≤ 0.75 × the best peer ({LABEL[best]} {peers[best]:.1f})", 0.75 * peers[best],
+                       hit["readyns"], [(f, hit.get(f)) for f in ECHOES]))
+    if hit.get("floor"):
+        out.append(row("hit ≤ floor + 1.5 µs", hit["floor"] + 1.5, hit["readyns"], [("floor-epoll", hit.get("floor-epoll"))]))
+    if cost("dnsdist", "miss"):
+        out.append(row(f"miss ≤ 0.8 × dnsdist ({cost('dnsdist', 'miss'):.1f})", 0.8 * cost("dnsdist", "miss"),
+                       cost("readyns", "miss"), [("floor-relay", cost("floor-relay", "miss"))]))
+    out.append(row("latency added on a miss ≤ 50 µs over knotd direct", 50, added("readyns"),
+                   [("floor-relay", added("floor-relay"))], digits=0))
+    rss = servers["readyns"]["rss_after_fill_kib"]
+    out.append(row(f"RSS ≤ 64 MiB with {settings.get('fill', '?')} more names", 64,
+                   rss / 1024 if rss else None, [], unit="MiB", digits=0))
+    return out + [""]
 
 
 def plot(res, cost, path):

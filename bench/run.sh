@@ -1,9 +1,10 @@
 #!/bin/bash
-# Benchmarks readyns side by side with peer DNS caches (and a floor) on this machine.
+# Benchmarks readyns side by side with peer DNS caches (and the floors of bench/floor.c) on this machine.
 #
 # All of them forward to one knotd.
 #
-# Usage: bench/run.sh [SERVER...]        (default: floor knotd readyns unbound dnsmasq dnsdist pdns kresd)
+# Usage: bench/run.sh [SERVER...]        (default: floor floor-epoll floor-relay knotd readyns unbound dnsmasq
+#                                         dnsdist pdns kresd)
 #   Uses 127.0.0.1 only (free ports from 15300 up). Needs Debian's knot dnsperf bind9-dnsutils gcc python3-matplotlib,
 #   plus whichever peers are installed (unbound dnsmasq-base dnsdist pdns-recursor knot-resolver); missing ones are
 #   skipped with a note, and so is readyns when it is not built or does not start.
@@ -42,7 +43,7 @@ SERVER_CPU=1
 LOAD_CPU=0
 HZ=$(getconf CLK_TCK)
 servers=("$@")
-[ ${#servers[@]} -gt 0 ] || servers=(floor knotd readyns unbound dnsmasq dnsdist pdns kresd)
+[ ${#servers[@]} -gt 0 ] || servers=(floor floor-epoll floor-relay knotd readyns unbound dnsmasq dnsdist pdns kresd)
 
 for tool in dnsperf knotd knotc dig taskset ss cc; do
   command -v $tool >/dev/null || { echo "run.sh: $tool is missing (apt-get install knot dnsperf bind9-dnsutils gcc)" >&2; exit 1; }
@@ -240,7 +241,7 @@ echo "scratch: $work; upstream knotd on 127.0.0.1:$UP, servers under test on 127
 "$PY" "$here/gen.py" "$work" "$TTL"
 sort -u "$work/hit.txt" > "$work/hit.uniq"
 sort -u "$work/ndots.txt" > "$work/ndots.uniq"
-cc -O2 -Wall -Wextra -o "$work/floor" "$here/floor.c"
+cc -O2 -Wall -Wextra -pthread -o "$work/floor" "$here/floor.c"
 
 metaset started "$(date -u +%FT%TZ)"
 metaset loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -382,13 +383,20 @@ next_port=$SP
 for name in "${servers[@]}"; do
   SP=$(free_port "$next_port")
   case $name in
-  floor)
-    launch "$work/floor.log" taskset -c $SERVER_CPU "$work/floor" 127.0.0.1 "$SP"
-    metaset version_floor "bench/floor.c"
-    if wait_ready "$SP" "$spid" any; then
-      port[floor]=$SP pid[floor]=$spid kind[floor]=floor; running+=(floor)
+  floor | floor-epoll | floor-relay)
+    # floor echoes from a blocking recvmmsg, floor-epoll is woken by epoll_wait, floor-relay forwards to
+    # knotd; the relay answers correctly, so it is checked like a cache, and asked only on the miss path.
+    case $name in
+    floor) mode=() k=floor ;;
+    floor-epoll) mode=(--epoll) k=floor ;;
+    floor-relay) mode=(--relay "$UP") k=relay ;;
+    esac
+    launch "$work/$name.log" taskset -c $SERVER_CPU "$work/floor" 127.0.0.1 "$SP" "${mode[@]}"
+    metaset "version_$name" "bench/floor.c ${mode[*]}"
+    if wait_ready "$SP" "$spid" "$([ $k = floor ] && echo any)"; then
+      port[$name]=$SP pid[$name]=$spid kind[$name]=$k; running+=("$name")
     else
-      note floor "did not start"; stop_pid "$spid"
+      note "$name" "did not start"; stop_pid "$spid"
     fi ;;
   knotd)
     # The upstream itself, queried directly: the reference for the miss path's added latency.
@@ -420,6 +428,7 @@ done
 round() {  # round WORKLOAD QPS FILE|miss ROUND
   local name cpu still=()
   for name in "${running[@]}"; do
+    if [ "${kind[$name]}" = relay ] && [ "$1" != miss ]; then still+=("$name"); continue; fi
     if [ "$name" = knotd ]; then cpu=$SERVER_CPU; else cpu=$LOAD_CPU; fi
     taskset -a -p -c $cpu "$knot_pid" > /dev/null
     if measure "$name" "${pid[$name]}" "${port[$name]}" "$1" "$2" "$3" "$4"; then
@@ -439,14 +448,15 @@ rounds() {  # rounds WORKLOAD QPS FILE|miss
 }
 
 wait_quiet "" 30   # a build or test run elsewhere on the machine would skew the first figures
-for name in "${running[@]}"; do warm "${port[$name]}" "$work/hit.uniq"; done
+for name in "${running[@]}"; do [ "${kind[$name]}" = relay ] || warm "${port[$name]}" "$work/hit.uniq"; done
 rounds hit "$HIT_QPS" "$work/hit.txt"
-for name in "${running[@]}"; do warm "${port[$name]}" "$work/ndots.uniq"; done
+for name in "${running[@]}"; do [ "${kind[$name]}" = relay ] || warm "${port[$name]}" "$work/ndots.uniq"; done
 rounds ndots "$HIT_QPS" "$work/ndots.txt"
 # Memory once the hit and ndots working sets are cached (before the miss path fills the caches further).
 for name in "${running[@]}"; do printf '%s\trss_kib\t%s\n' "$name" "$(rss_kib "${pid[$name]}")" >> "$meta"; done
 rounds peak 0 "$work/hit.txt"
-# The floor only echoes, but its figure at the miss rate is the kernel's share of a query at that lower load.
+# The echoing floors' figures at the miss rate are the kernel's share of a query at that lower load;
+# floor-relay's is the least a forwarder costs per miss.
 rounds miss "$MISS_QPS" miss
 for name in "${running[@]}"; do printf '%s\trss_after_miss_kib\t%s\n' "$name" "$(rss_kib "${pid[$name]}")" >> "$meta"; done
 if [ "$FILL" -gt 0 ]; then
