@@ -10,6 +10,7 @@
 
 #include "config/cli.hpp"
 #include "config/file.hpp"
+#include "core/parts.hpp"
 #include "net/address.hpp"
 #include "readyns/server.hpp"
 
@@ -93,7 +94,8 @@ int main(int argc, char** argv) {
       listening +=
           (listening.empty() ? "" : ", ") + readyns::net::parse_address(text, 53)->to_string();
     }
-    spdlog::info("readyns serving on {} with {} thread(s)", listening, options.threads);
+    spdlog::info("readyns serving on {} with {} thread(s)", listening,
+                 readyns::core::worker_count(options));
     server.run();
     g_server = nullptr;
     spdlog::info("readyns stopped");

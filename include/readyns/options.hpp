@@ -67,7 +67,7 @@ struct Options {
   std::string cluster_domain = "cluster.local";
   uint32_t kube_ttl = 5;  // seconds, on every record and SOA the table answers (CoreDNS's `ttl`)
 
-  unsigned threads = 1;
+  unsigned threads = 0;  // worker threads; 0: one per CPU this process may run on
   std::string log_level = "info";
 
   // HTTP endpoints: /health and /ready for the kubelet's probes, /metrics for Prometheus.

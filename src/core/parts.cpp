@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <algorithm>
 #include <cstring>
@@ -41,6 +42,10 @@ Options checked_options(Options given, bool listeners_required) {
 cache::Settings cache_settings(const Options& o) {
   return {
       .max_entries = o.cache_size, .max_bytes = o.cache_memory_mib << 20, .stale_max = o.stale_max};
+}
+
+unsigned worker_count(const Options& o) {
+  return o.threads ? o.threads : std::clamp(uv_available_parallelism(), 1u, 256u);
 }
 
 WorkerSettings worker_settings(const Options& o, upstream::ServerPool* servers) {

@@ -24,6 +24,9 @@ Options checked_options(Options given, bool listeners_required);
 
 // The rest take options that checked_options() returned, so they do not fail.
 cache::Settings cache_settings(const Options& o);
+// How many workers to run: `threads`, or with 0 one per CPU the process may run on (its affinity,
+// so a pod pinned to two CPUs gets two).
+unsigned worker_count(const Options& o);
 WorkerSettings worker_settings(const Options& o, upstream::ServerPool* servers);
 net::TcpSettings tcp_settings(const Options& o);
 // The client TCP connection caps, one for every worker's listeners (which it must outlive).

@@ -113,7 +113,7 @@ struct Server::Impl {
       local = std::make_unique<core::TableAnswerer>(*table);
     }
 
-    for (unsigned i = 0; i < o.threads; ++i) {
+    for (unsigned i = 0, n = core::worker_count(o); i < n; ++i) {
       // Bound before the thread's loop exists, so that failing leaves nothing of it to close.
       core::ListenSockets sockets = core::bind_listeners(o, /*first=*/i == 0);
       auto t = std::make_unique<Thread>();

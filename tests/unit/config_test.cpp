@@ -3,6 +3,7 @@
 // Every file key, refusals with file and line, resolv.conf upstreams, flags over the file, and
 // validate().
 #include <unistd.h>
+#include <uv.h>
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include "config/file.hpp"
 #include "config/resolv_conf.hpp"
 #include "config/settings.hpp"
+#include "core/parts.hpp"
 #include "k8s/endpoint_table.hpp"
 
 using namespace readyns;
@@ -267,9 +269,9 @@ TEST_CASE("config: bad values and wrong types are refused with file, line and ke
            "F:2: cache.max_ttl: expected a number from 0 to 604800, got '604801'"},
       Case{"cache:\n  neg_ttl:\n", "F:2: cache.neg_ttl: missing value, expected a number"},
       Case{"cache:\n  min_ttl: [1]\n", "F:2: cache.min_ttl: expected a number, got a list"},
-      Case{"threads: 0\n", "F:1: threads: expected a number from 1 to 256, got '0'"},
+      Case{"threads: 257\n", "F:1: threads: expected a number from 0 to 256, got '257'"},
       Case{"threads: 99999999999999999999\n",
-           "F:1: threads: expected a number from 1 to 256, got '99999999999999999999'"},
+           "F:1: threads: expected a number from 0 to 256, got '99999999999999999999'"},
       Case{"upstream:\n  timeout_ms: 5\n",
            "F:2: upstream.timeout_ms: expected a number from 10 to 60000, got '5'"},
       Case{"upstream:\n  randomize_case: maybe\n",
@@ -517,7 +519,7 @@ TEST_CASE("config: validate() refuses what Server cannot use, naming key and fla
         "cache.size | --cache-size: expected a number from 1 to 100000000, got '0'");
   o = valid_options();
   o.threads = 257;
-  CHECK(validate_error(o) == "threads | --threads: expected a number from 1 to 256, got '257'");
+  CHECK(validate_error(o) == "threads | --threads: expected a number from 0 to 256, got '257'");
   o = valid_options();
   o.kube = "maybe";
   CHECK(validate_error(o) == "kube.mode | --kube: expected off, auto or on, got 'maybe'");
@@ -544,4 +546,12 @@ TEST_CASE("config: validate() refuses what Server cannot use, naming key and fla
   o.query_log_sample = 0;
   CHECK(validate_error(o) ==
         "query_log.sample | --query-log-sample: expected a number from 1 to 1000000, got '0'");
+}
+
+TEST_CASE("config: threads 0, the default, runs one worker per CPU the process may run on") {
+  Options o;
+  CHECK(o.threads == 0);
+  CHECK(core::worker_count(o) == uv_available_parallelism());
+  o.threads = 3;
+  CHECK(core::worker_count(o) == 3);
 }
