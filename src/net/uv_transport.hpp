@@ -29,6 +29,7 @@ class UvTransport final : public upstream::Transport {
   void send(const Address& server, upstream::Protocol protocol, std::span<uint8_t> query,
             uint32_t timeout_ms, upstream::Exchange* exchange) override;
   uint64_t now_ms() const override { return uv_now(loop_); }
+  uint64_t now_us() const override { return uv_hrtime() / 1000; }
 
   // Closes every socket and drops every exchange without calling it back. The loop must run
   // afterwards for the handles to finish closing.

@@ -145,7 +145,7 @@ void Forwarder::order_servers(const Zone& zone, std::vector<ServerState*>& out) 
   // (as std::stable_sort would, but it allocates).
   ranks_.clear();
   for (ServerState* s : zone.servers) {
-    ranks_.push_back({s->avoided(now), s->srtt_ms, uint32_t(ranks_.size()), s});
+    ranks_.push_back({s->avoided(now), s->srtt_us, uint32_t(ranks_.size()), s});
   }
   std::sort(ranks_.begin(), ranks_.end(), [](const Rank& a, const Rank& b) {
     if (a.avoided != b.avoided) return b.avoided;
@@ -172,10 +172,10 @@ void Forwarder::record_failure(ServerState& server) {
 }
 
 uint32_t Forwarder::attempt_timeout(const ServerState& s) const {
-  uint32_t srtt = s.srtt_ms;
-  if (srtt == 0) return settings_.attempt_timeout_ms;
+  uint32_t srtt_us = s.srtt_us;
+  if (srtt_us == 0) return settings_.attempt_timeout_ms;
   uint32_t ceiling = settings_.attempt_timeout_ms;
-  return std::clamp(4 * srtt + 100, std::min(kMinAttemptTimeoutMs, ceiling), ceiling);
+  return std::clamp(4 * srtt_us / 1000 + 100, std::min(kMinAttemptTimeoutMs, ceiling), ceiling);
 }
 
 void Forwarder::resolve(std::span<const uint8_t> question, bool do_bit, Resolution& r) {
@@ -222,8 +222,7 @@ void Resolution::send(Protocol protocol) {
   uint64_t left = forwarder_->settings_.resolve_timeout_ms - (now - started_ms_);
   uint32_t timeout = uint32_t(std::min<uint64_t>(forwarder_->attempt_timeout(*server_), left));
   protocol_ = protocol;
-  sent_ms_ = now;
-  sent_ns_ = admin::monotonic_ns();
+  sent_us_ = transport.now_us();
   ++server_->queries;
   transport.send(server_->address, protocol, query_, timeout, this);
 }
@@ -235,16 +234,14 @@ bool Resolution::on_reply(uint16_t id, std::span<const uint8_t> reply) {
                                              forwarder_->settings_.randomize_case);
   if (check == wire::ReplyCheck::kMismatch) return false;
   uint8_t rcode = wire::rcode_of(reply.data());
+  const uint64_t rtt = std::max<uint64_t>(1, forwarder_->transport_.now_us() - sent_us_);
   // A broken reply's header RCODE may be the lower bits of an extended one: not its RCODE.
   if (check != wire::ReplyCheck::kBroken) {
-    server_->reply_durations[rcode].observe_concurrently(double(admin::monotonic_ns() - sent_ns_) *
-                                                         1e-9);
+    server_->reply_durations[rcode].observe_concurrently(double(rtt) * 1e-6);
   }
 
-  uint64_t now = forwarder_->transport_.now_ms();
-  uint32_t rtt = uint32_t(std::max<uint64_t>(1, now - sent_ms_));
-  uint32_t srtt = server_->srtt_ms;
-  server_->srtt_ms = srtt ? (7 * srtt + rtt) / 8 : rtt;
+  uint64_t srtt = server_->srtt_us;
+  server_->srtt_us = uint32_t(std::min<uint64_t>(srtt ? (7 * srtt + rtt) / 8 : rtt, UINT32_MAX));
   if (check == wire::ReplyCheck::kTruncated && protocol_ == Protocol::kUdp) {
     send(Protocol::kTcp);  // RFC 7766 / 1035 4.2.1: the whole answer is only over TCP
     return true;
@@ -260,7 +257,7 @@ bool Resolution::on_reply(uint16_t id, std::span<const uint8_t> reply) {
     }
     return true;
   }
-  server_->last_answer_ms = now;
+  server_->last_answer_ms = forwarder_->transport_.now_ms();
   if (!server_->probing) {
     server_->consecutive_failures = 0;
     server_->avoid_until_ms = 0;

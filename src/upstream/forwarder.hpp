@@ -41,7 +41,7 @@ struct ForwarderSettings {
 struct ServerState {
   explicit ServerState(const net::Address& a) : address(a) {}
   const net::Address address;
-  std::atomic<uint32_t> srtt_ms{0};  // smoothed RTT; 0 until the first answer
+  std::atomic<uint32_t> srtt_us{0};  // smoothed RTT; 0 until the first answer
   std::atomic<uint32_t> consecutive_failures{0};
   std::atomic<uint64_t> avoid_until_ms{0};  // after failures, other servers go first until then
   std::atomic<bool> probing{false};  // a probe is out: it must answer before traffic comes back
@@ -105,8 +105,8 @@ class Resolution : private Exchange {
   size_t qname_len_ = 0;
   ServerState* server_ = nullptr;
   Protocol protocol_ = Protocol::kUdp;  // of the exchange out now
-  uint64_t started_ms_ = 0, sent_ms_ = 0;
-  uint64_t sent_ns_ = 0;  // finer than the loop's clock, for the reply durations
+  uint64_t started_ms_ = 0;
+  uint64_t sent_us_ = 0;  // finer than the loop's clock: for the RTT and the reply durations
   unsigned attempts_ = 0;
   std::vector<ServerState*> order_;  // servers in the order to try them
 };

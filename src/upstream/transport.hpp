@@ -38,6 +38,9 @@ class Transport {
                     uint32_t timeout_ms, Exchange* exchange) = 0;
   // Milliseconds on a monotonic clock.
   virtual uint64_t now_ms() const = 0;
+  // Microseconds on the same clock: round trips to an upstream on the node or in the cluster are
+  // well under a millisecond, and servers are ranked by them.
+  virtual uint64_t now_us() const { return now_ms() * 1000; }
 };
 
 }  // namespace readyns::upstream

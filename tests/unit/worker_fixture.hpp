@@ -54,6 +54,7 @@ class ScriptedTransport final : public upstream::Transport {
     this->exchange = exchange;
   }
   uint64_t now_ms() const override { return now; }
+  uint64_t now_us() const override { return now * 1000 + micros; }
 
   // An answer to the last query with `rcode`, and with an A record of `ttl` if `address`; it
   // lives in reply_bytes.
@@ -77,6 +78,7 @@ class ScriptedTransport final : public upstream::Transport {
   }
 
   uint64_t now = 1000;  // the test moves it
+  uint64_t micros = 0;  // added to `now` on the microsecond clock, for round trips under 1 ms
   Bytes sent;
   net::Address server;  // where the last query went, and how
   upstream::Protocol protocol = upstream::Protocol::kUdp;

@@ -1,6 +1,8 @@
-// Unit tests of how a Worker's forwarder takes upstream replies it cannot use (truncated over TCP
-// too, an extended RCODE): that server's failure, the next one asked, SERVFAIL when all fail.
-// Driven through the scripted transport of worker_fixture.hpp, with two upstreams.
+// Unit tests of how a Worker's forwarder picks and fails its upstreams.
+//
+// Replies it cannot use (truncated over TCP too, an extended RCODE) are that server's failure:
+// the next one is asked, SERVFAIL when all fail; servers are ranked by round trips finer than a
+// millisecond. Driven through the scripted transport of worker_fixture.hpp, with two upstreams.
 #include <catch2/catch.hpp>
 
 #include "worker_fixture.hpp"
@@ -77,4 +79,24 @@ TEST_CASE("an extended RCODE fails its server and is never cached") {
   f.transport.reply(wire::kNoError, true);
   REQUIRE(f.sink.answers == 2);
   CHECK(rcode(f.sink.last) == wire::kNoError);
+}
+
+TEST_CASE("upstreams are ranked by round trips finer than a millisecond") {
+  Fixture f(add_second_upstream);
+  auto ask = [&](const char* name, uint64_t round_trip_us) {
+    f.worker->on_query(make_query(name, wire::kTypeA), {.sink = &f.sink});
+    const net::Address asked = f.transport.server;
+    f.transport.micros += round_trip_us;
+    f.transport.reply(wire::kNoError, true);
+    return asked;
+  };
+  // Each server is tried once before it has a round trip; then the faster is preferred, though
+  // both answered within the same millisecond.
+  const net::Address slow = ask("one.example", 800);
+  const net::Address fast = ask("two.example", 300);
+  CHECK_FALSE(slow == fast);
+  CHECK(f.servers.get(slow)->srtt_us == 800);
+  CHECK(f.servers.get(fast)->srtt_us == 300);
+  CHECK(ask("three.example", 300) == fast);
+  CHECK(f.sink.answers == 3);
 }
