@@ -1,4 +1,4 @@
-// How many heap allocations a cache miss costs a worker once it has warmed up.
+// How many heap allocations a cache hit and a cache miss cost a worker once it has warmed up.
 //
 // Issue #4: no per-query heap churn that can be avoided. Counted by replacing the global operator
 // new, which is why this is a binary of its own: the other unit tests keep the sanitizers' operator
@@ -43,4 +43,26 @@ TEST_CASE("a cache miss over UDP costs one allocation in steady state: its cache
   INFO("allocations per miss: " << double(counted) / kMeasured);
   // One percent more for the rare growth of a table or buffer that is then kept.
   CHECK(counted <= kMeasured + kMeasured / 100);
+}
+
+TEST_CASE("a cache hit over UDP allocates nothing: read, answered and sent through the listener") {
+  constexpr int kWarmUp = 100, kMeasured = 1000;
+  test::Fixture f;
+  test::Udp udp(f);
+  const test::Bytes query = test::make_query("hit.example", wire::kTypeA);
+  f.cache_answer(query);
+
+  uint64_t counted = 0;
+  int answers = 0;
+  for (int i = 0; i < kWarmUp + kMeasured; ++i) {
+    udp.send(query);  // on loopback it is queued on the listener's socket when sendto returns
+    uint64_t before = test::allocations();
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    if (i >= kWarmUp) counted += test::allocations() - before;
+    if (i % 100 == 99) answers += udp.answers_waiting();
+  }
+  CHECK(answers == kWarmUp + kMeasured);
+  CHECK(f.worker->counters().cache_hits.get() == kWarmUp + kMeasured);
+  CHECK(f.transport.queries == 1);
+  CHECK(counted == 0);
 }
