@@ -102,10 +102,17 @@ def build(work):
     return {"meta": meta, "servers": servers, "ratios_readyns_over_peer": ratios}, cost, med
 
 
+def added_miss_latency_ms(med, s):
+    """Latency a forwarding server adds on a miss over asking knotd directly; None for knotd and the echoes."""
+    lat, direct = med(s, "miss", "latency_ms"), med("knotd", "miss", "latency_ms")
+    if lat is None or direct is None or s == "knotd" or s in ECHOES:
+        return None
+    return lat - direct
+
+
 def markdown(res, cost, med):
     meta, servers = res["meta"], res["servers"]
     settings = dict(kv.split("=", 1) for kv in meta.get("settings", "").split() if "=" in kv)
-    direct_miss = med("knotd", "miss", "latency_ms")
     out = ["# readyns bench results", "",
            f"Run {meta.get('started', '?')} → {meta.get('finished', '?')}; {meta.get('settings', '')}; "
            f"dnsperf {meta.get('dnsperf', '?')}; CPU: {meta.get('cpu', '?')}; kernel {meta.get('kernel', '?')}; "
@@ -122,8 +129,8 @@ def markdown(res, cost, med):
             continue
         miss_lat = med(s, "miss", "latency_ms")
         added = ""
-        if miss_lat is not None and direct_miss is not None and s != "knotd" and s not in ECHOES:
-            added = f" ({miss_lat - direct_miss:+.2f})"
+        if (a := added_miss_latency_ms(med, s)) is not None:
+            added = f" ({a:+.2f})"
         lost = "/".join(fmt(med(s, wl, "lost_pct"), 2) for wl in WORKLOADS)
         out.append(f"| {e['label']} | {e['version']} | {fmt(cost(s, 'hit'))} | {fmt(cost(s, 'ndots'))} | "
                    f"{fmt(cost(s, 'miss'))} | {fmt(med(s, 'hit', 'latency_ms'), 3)} | "
@@ -178,11 +185,9 @@ def targets(servers, cost, med, settings):
     peers = {p: hit[p] for p in PEERS if hit.get(p)}
     if not hit.get("readyns"):
         return []
-    direct = med("knotd", "miss", "latency_ms")
-
-    def added(s):
-        lat = med(s, "miss", "latency_ms")
-        return None if lat is None or direct is None else (lat - direct) * 1000
+    def added_us(s):
+        a = added_miss_latency_ms(med, s)
+        return None if a is None else a * 1000
 
     def row(name, bound, value, floors, unit="µs", digits=1):
         met = "–" if bound is None or value is None else ("yes" if value <= bound else "no")
@@ -200,8 +205,8 @@ def targets(servers, cost, med, settings):
     if cost("dnsdist", "miss"):
         out.append(row(f"miss ≤ 0.8 × dnsdist ({cost('dnsdist', 'miss'):.1f})", 0.8 * cost("dnsdist", "miss"),
                        cost("readyns", "miss"), [("floor-relay", cost("floor-relay", "miss"))]))
-    out.append(row("latency added on a miss ≤ 50 µs over knotd direct", 50, added("readyns"),
-                   [("floor-relay", added("floor-relay"))], digits=0))
+    out.append(row("latency added on a miss ≤ 50 µs over knotd direct", 50, added_us("readyns"),
+                   [("floor-relay", added_us("floor-relay"))], digits=0))
     rss = servers["readyns"]["rss_after_fill_kib"]
     out.append(row(f"RSS ≤ 64 MiB with {settings.get('fill', '?')} more names", 64,
                    rss / 1024 if rss else None, [], unit="MiB", digits=0))
